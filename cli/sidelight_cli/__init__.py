@@ -1,0 +1,1 @@
+"""The `sidelight` command line."""

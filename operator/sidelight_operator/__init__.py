@@ -1,0 +1,1 @@
+"""The Sidelight operator: compile, reconcile, control plane, webhook."""

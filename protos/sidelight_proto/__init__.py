@@ -1,0 +1,1 @@
+"""The contract between the Sidelight operator and its sidecars (generated code in v1/)."""

@@ -1,0 +1,1 @@
+"""The Sidelight sidecar: the per-pod LLM proxy."""
