@@ -1,0 +1,194 @@
+"""The sidecar's HTTP server on loopback, and its lifecycle.
+
+Routes: the OpenAI API (`/v1/chat/completions`, `/v1/embeddings`,
+`/v1/responses`, `/v1/models`), the Anthropic Messages API (`/v1/messages`),
+`/healthz` (the process is up) and `/readyz` (a configuration is loaded).
+Anything else gets a 404 in the API format the caller seems to speak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+
+from sidelight_sidecar.config_store import ConfigStore
+from sidelight_sidecar.errors import ApiFormat
+from sidelight_sidecar.identity import Identity
+from sidelight_sidecar.inbound import error_response
+from sidelight_sidecar.proxy import Proxy, Settings
+from sidelight_sidecar.telemetry import build_tracer_provider, tracer_of
+from sidelight_sidecar.tokens import TokenCounter
+from sidelight_sidecar.upstream import Operation
+from sidelight_sidecar.usage import JsonLinesSink, UsageQueue, UsageSink
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _api(proxy: Proxy, op: Operation) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await proxy.handle(request, op)
+
+    return handler
+
+
+def build_app(proxy: Proxy) -> web.Application:
+    """The aiohttp application that serves `proxy`."""
+    app = web.Application(client_max_size=proxy.settings.max_body_bytes)
+
+    async def models(request: web.Request) -> web.Response:
+        config = proxy.store.current
+        names = config.models if config else ()
+        if "anthropic-version" in request.headers:
+            data = [
+                {"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"}
+                for n in names
+            ]
+            body = {
+                "data": data,
+                "has_more": False,
+                "first_id": names[0] if names else None,
+                "last_id": names[-1] if names else None,
+            }
+        else:
+            body = {
+                "object": "list",
+                "data": [
+                    {"id": n, "object": "model", "created": 0, "owned_by": "sidelight"}
+                    for n in names
+                ],
+            }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def readyz(_: web.Request) -> web.Response:
+        config = proxy.store.current
+        if config is None:
+            return web.Response(status=503, text="no configuration loaded")
+        return web.Response(text=f"ready {config.version}")
+
+    async def not_found(request: web.Request) -> web.Response:
+        fmt: ApiFormat = "anthropic" if "anthropic-version" in request.headers else "openai"
+        return error_response(fmt, 404, f"no such endpoint: {request.method} {request.path}")
+
+    app.router.add_post("/v1/chat/completions", _api(proxy, Operation.CHAT))
+    app.router.add_post("/v1/embeddings", _api(proxy, Operation.EMBEDDINGS))
+    app.router.add_post("/v1/responses", _api(proxy, Operation.RESPONSES))
+    app.router.add_post("/v1/messages", _api(proxy, Operation.MESSAGES))
+    app.router.add_get("/v1/models", models)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+@dataclass
+class SidecarOptions:
+    """How to run a sidecar."""
+
+    host: str = "127.0.0.1"
+    port: int = 4000
+    otlp_endpoint: str | None = None
+    usage_path: Path | None = None
+    snapshot_path: Path | None = None
+    settings: Settings = field(default_factory=Settings)
+
+
+class Sidecar:
+    """A running sidecar: config store, upstream session, telemetry, HTTP server."""
+
+    def __init__(
+        self,
+        options: SidecarOptions,
+        identity: Identity | None = None,
+        usage_sink: UsageSink | None = None,
+    ) -> None:
+        self.options = options
+        self.identity = identity or Identity.from_env()
+        self.store = ConfigStore(options.snapshot_path)
+        self.counter = TokenCounter()
+        if usage_sink is None and options.usage_path is not None:
+            usage_sink = JsonLinesSink(options.usage_path)
+        self.usage = UsageQueue(usage_sink)
+        self.tracer_provider: TracerProvider = build_tracer_provider(
+            self.identity, options.otlp_endpoint
+        )
+        self.store.listeners.append(self._warm_tokenizers)
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.port = options.port
+
+    def _warm_tokenizers(self, config: object) -> None:
+        from sidelight_sidecar.runtime import RuntimeConfig
+
+        assert isinstance(config, RuntimeConfig)
+        models = config.backend_models + config.models
+        loop = asyncio.get_running_loop() if _has_loop() else None
+        if loop is not None:
+            loop.run_in_executor(None, self.counter.warm, models)
+
+    async def start(self) -> None:
+        """Start serving on the configured address (port 0 picks a free port)."""
+        self.store.load_persisted()
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+        )
+        proxy = Proxy(
+            store=self.store,
+            counter=self.counter,
+            session=self._session,
+            usage=self.usage,
+            identity=self.identity,
+            tracer=tracer_of(self.tracer_provider),
+            settings=self.options.settings,
+        )
+        self.usage.start()
+        self._runner = web.AppRunner(build_app(proxy), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.options.host, self.options.port, backlog=1024)
+        await site.start()
+        if self.options.port == 0:
+            self.port = _bound_port(self._runner)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the sidecar (without /v1)."""
+        return f"http://{self.options.host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop serving; flush usage records and spans."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.usage.stop()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        await asyncio.to_thread(self.tracer_provider.shutdown)
+
+
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise RuntimeError("the sidecar did not bind a TCP port")
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

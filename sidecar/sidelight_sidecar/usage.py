@@ -1,0 +1,105 @@
+"""Usage records: one per request, handed to a sink off the request path.
+
+The request path fills a `UsageRecord` protobuf (cheap: C-implemented) and
+puts it on a bounded queue; a background task hands batches to the sink. When
+the queue is full the record is dropped and counted, never waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from google.protobuf import json_format
+
+from sidelight_proto.v1 import usage_pb2
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 10_000
+
+
+class UsageSink(Protocol):
+    """Where usage records go (a file in standalone mode, the operator in a cluster)."""
+
+    async def write(self, records: Sequence[usage_pb2.UsageRecord]) -> None:
+        """Persist or send a batch of records."""
+
+
+class JsonLinesSink:
+    """Appends records as JSON lines to a file (standalone mode)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def write(self, records: Sequence[usage_pb2.UsageRecord]) -> None:
+        """Append `records` to the file, one JSON object a line."""
+        lines = "".join(
+            json_format.MessageToJson(r, indent=None, preserving_proto_field_name=True) + "\n"
+            for r in records
+        )
+        await asyncio.to_thread(self._append, lines)
+
+    def _append(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(text)
+
+
+class UsageQueue:
+    """A bounded queue between the request path and a sink."""
+
+    def __init__(self, sink: UsageSink | None, size: int = QUEUE_SIZE) -> None:
+        self.sink = sink
+        self.dropped = 0
+        self._queue: asyncio.Queue[usage_pb2.UsageRecord] = asyncio.Queue(size)
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, record: usage_pb2.UsageRecord) -> None:
+        """Queue a record without waiting; drop and count it when full."""
+        if self.sink is None:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def start(self) -> None:
+        """Start the background writer."""
+        if self.sink is not None and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="usage-writer")
+
+    async def flush(self) -> None:
+        """Wait until every queued record reached the sink."""
+        await self._queue.join()
+
+    async def stop(self) -> None:
+        """Flush and stop the background writer."""
+        if self._task is None:
+            return
+        await self.flush()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        assert self.sink is not None
+        while True:
+            batch = [await self._queue.get()]
+            while not self._queue.empty() and len(batch) < 500:
+                batch.append(self._queue.get_nowait())
+            try:
+                await self.sink.write(batch)
+            except OSError as exc:
+                self.dropped += len(batch)
+                log.warning("usage sink failed, %d records dropped: %s", len(batch), exc)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
