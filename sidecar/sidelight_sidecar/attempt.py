@@ -75,6 +75,7 @@ class Exchange:
     output_tokens: int = 0
     status: int = 0
     error_type: str = ""
+    error_source: str = "proxy"  # who produced an error answer: "proxy" or "upstream"
     payloads: dict[str, bytes] = field(default_factory=dict)
 
 
@@ -107,6 +108,8 @@ def visibility_headers(ex: Exchange) -> dict[str, str]:
         headers["x-sidelight-backend"] = ex.served.name
         headers["x-sidelight-model"] = ex.served.model
     headers["x-sidelight-fallback"] = "true" if ex.fallback else "false"
+    if ex.error_type:
+        headers["x-sidelight-error-source"] = ex.error_source
     headers["x-sidelight-attempts"] = str(ex.attempts)
     return headers
 

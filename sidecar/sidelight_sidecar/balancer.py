@@ -13,6 +13,7 @@ an endpoint URL keeps its counters (see `EndpointRegistry`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ from enum import Enum
 
 EWMA_DECAY = 0.3  # weight of the newest latency sample
 EWMA_INITIAL_S = 0.0  # untried endpoints look fast so they get tried
+# A latency estimate not refreshed for a while fades (halves every ~1.4 s), so an
+# endpoint that was slow once is tried again instead of being shunned forever.
+EWMA_STALE_DECAY_S = 2.0
 
 
 class Strategy(Enum):
@@ -40,6 +44,7 @@ class EndpointStats:
     consecutive_failures: int = 0
     ejected_until: float = 0.0
     requests: int = 0
+    sampled_at: float = 0.0
 
 
 class EndpointRegistry:
@@ -112,9 +117,13 @@ class Balancer:
         rotated = [live[(i + self._rotation) % n] for i in range(n)]
         if self.strategy is Strategy.LEAST_OUTSTANDING:
             return min(rotated, key=lambda s: s.stats.outstanding / s.weight).stats
-        return min(
-            rotated, key=lambda s: s.stats.ewma_s * (s.stats.outstanding + 1) / s.weight
-        ).stats
+        return min(rotated, key=lambda s: self._latency_cost(s, now)).stats
+
+    @staticmethod
+    def _latency_cost(slot: _Slot, now: float) -> float:
+        stats = slot.stats
+        fade = math.exp(-(now - stats.sampled_at) / EWMA_STALE_DECAY_S)
+        return stats.ewma_s * fade * (stats.outstanding + 1) / slot.weight
 
     @staticmethod
     def _smooth_wrr(live: list[_Slot]) -> EndpointStats:
@@ -138,6 +147,7 @@ class Balancer:
         """Record the outcome of a request started with `started`."""
         stats.outstanding -= 1
         if latency_s is not None:
+            stats.sampled_at = self.clock()
             stats.ewma_s = (
                 latency_s
                 if stats.ewma_s == EWMA_INITIAL_S

@@ -198,6 +198,8 @@ class Proxy:
         """Pass an upstream error through in the caller's format, with its status."""
         assert result.backend is not None
         ex.error_type = result.reason
+        ex.served = result.backend
+        ex.error_source = "upstream"
         body = translate_error_body(
             result.body,
             result.status,

@@ -116,6 +116,13 @@ class Route:
     tokens_gt: int | None = None
 
     @property
+    def is_default(self) -> bool:
+        """True for a rule without conditions."""
+        return not (
+            self.task_types or self.priorities or self.models or self.headers or self.counts_tokens
+        )
+
+    @property
     def counts_tokens(self) -> bool:
         """True when this rule needs the input token count."""
         return self.tokens_lt is not None or self.tokens_gt is not None
@@ -170,13 +177,24 @@ class RuntimeConfig:
     models: tuple[str, ...]
 
     def route(self, facts: RequestFacts) -> Decision | None:
-        """First matching rule across route sets; else the backend the model names."""
+        """Pick the route for a request.
+
+        The first rule with conditions that all hold wins; else a requested model
+        that names a backend goes to it; else the first default (a rule without
+        conditions). A default is what serves when nothing more specific does, so
+        `model: claude-3-haiku` reaches that backend even when a default exists.
+        """
+        default: Route | None = None
         for route in self.routes:
-            if route.matches(facts):
+            if route.is_default:
+                default = default or route
+            elif route.matches(facts):
                 return Decision(route, self.policies[route.route_set])
         direct = self.direct.get(facts.model)
         if direct is not None:
             return Decision(direct, self.policies[direct.route_set], direct=True)
+        if default is not None:
+            return Decision(default, self.policies[default.route_set])
         return None
 
     @property
@@ -251,7 +269,7 @@ def _route(r: snapshot_pb2.Route, set_name: str, backends: Mapping[str, Backend]
         raise SnapshotError(f"{set_name}: route {r.name!r} names unknown backends {missing}")
     candidates = tuple(dict.fromkeys(backends[n] for n in names))
     if not r.HasField("match"):
-        return Route(r.name, set_name, candidates)
+        return Route(r.name, set_name, candidates)  # a default
     m = r.match
     headers = []
     for h in m.headers:

@@ -144,6 +144,32 @@ def test_a_route_without_match_is_a_default() -> None:
     assert decision.route.name == "default"
 
 
+def test_a_backend_named_by_the_model_beats_the_default() -> None:
+    spec = {
+        "version": "v3",
+        "routeSets": [
+            {
+                "source": {"namespace": "a", "name": "b"},
+                "backends": [backend("gpt-4"), backend("claude", "PROVIDER_ANTHROPIC")],
+                "routes": [
+                    {"name": "default", "routeTo": "gpt-4"},
+                    {"name": "chat", "match": {"taskTypes": ["chat"]}, "routeTo": "gpt-4"},
+                ],
+            }
+        ],
+    }
+    config = runtime(spec)
+    direct = config.route(facts(model="claude"))
+    assert direct is not None
+    assert (direct.route.name, direct.direct) == ("model:claude", True)
+    rule = config.route(facts(model="claude", task="chat"))
+    assert rule is not None
+    assert rule.route.name == "chat"
+    fallback = config.route(facts(model="unknown"))
+    assert fallback is not None
+    assert fallback.route.name == "default"
+
+
 def test_unknown_backend_is_refused() -> None:
     spec = {
         "version": "bad",
