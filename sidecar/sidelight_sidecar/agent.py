@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 from grpc import aio
 
-from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc
+from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc, snapshot_pb2
 from sidelight_sidecar.config_store import ConfigStore
 from sidelight_sidecar.retry import Backoff
 
@@ -104,6 +104,10 @@ class ControlPlaneAgent:
             except OSError as exc:
                 received = False
                 error = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+            except Exception as exc:  # a bug must not stop the reconnects: log it, go on
+                log.exception("control-plane stream failed")
+                received = False
+                error = type(exc).__name__
             failures = 1 if received else failures + 1
             delay = self.backoff.delay(failures, self._rng)
             self._disconnected(error, delay)
@@ -120,7 +124,7 @@ class ControlPlaneAgent:
         elif snapshot.version == held:
             reason = None
         else:
-            reason = self.store.apply(snapshot)
+            reason = self._apply(snapshot)
         if reason is None:
             if snapshot.version != held:
                 log.info("applied configuration version %s", snapshot.version)
@@ -138,6 +142,13 @@ class ControlPlaneAgent:
             response_nonce=response.nonce,
             error_detail=control_plane_pb2.ErrorDetail(message=reason),
         )
+
+    def _apply(self, snapshot: snapshot_pb2.Snapshot) -> str | None:
+        try:
+            return self.store.apply(snapshot)
+        except Exception as exc:  # a snapshot that crashes the build is refused like a bad one
+            log.exception("building configuration version %s failed", snapshot.version)
+            return f"the sidecar failed to build it ({type(exc).__name__})"
 
     @property
     def held_version(self) -> str:

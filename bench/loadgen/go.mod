@@ -1,0 +1,3 @@
+module sidelight.dev/bench/loadgen
+
+go 1.24

@@ -1,0 +1,180 @@
+"""Standalone mode: the operator's control plane over files, and a sidecar connected to it.
+
+`sidelight run -f DIR` is the cluster's path on one machine: the file source
+compiles the YAML with the operator's pure compile step and hands the
+snapshot to a control-plane `Hub`, served over gRPC on a free 127.0.0.1 port;
+a sidecar in the same process connects to it with its `ControlPlaneAgent`,
+applies the snapshot and ACKs or NACKs it, as in a pod. Neither package
+imports the other; they meet here and on the wire.
+
+On loopback there is no TLS and no token check (`LoopbackAuthenticator`):
+the port takes loopback peers only, and the one sidecar is in this process.
+
+When a file changes the resources are compiled again; a version with errors
+is printed (resource and field) and not pushed, so the last good one keeps
+serving. "serving version ..." is printed once the sidecar has ACKed it.
+The one sidecar gets every resource in the files, whatever its namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import watchfiles
+
+from sidelight_operator.compile import Diagnostic, compile_snapshot
+from sidelight_operator.controlplane import (
+    ControlPlaneServer,
+    Hub,
+    LoopbackAuthenticator,
+    PodRef,
+    serve,
+)
+from sidelight_operator.standalone import load_resources, resolve_secrets
+from sidelight_proto.v1 import control_plane_pb2, snapshot_pb2
+from sidelight_sidecar.agent import ControlPlaneAgent
+from sidelight_sidecar.agent_node import node_from_env
+from sidelight_sidecar.retry import Backoff
+from sidelight_sidecar.server import Sidecar
+
+LOOPBACK = "127.0.0.1"
+FIRST_ANSWER_TIMEOUT_S = 30.0
+LOOPBACK_RECONNECT = Backoff(base_s=0.05, max_s=1.0)
+
+
+def format_diagnostic(d: Diagnostic) -> str:
+    """One line a person can act on: resource, field, message."""
+    where = f"{d.kind} {d.namespace}/{d.name}" if d.name else d.kind
+    return (
+        f"{d.severity}: {where}: {d.field}: {d.message}"
+        if d.field
+        else f"{d.severity}: {where}: {d.message}"
+    )
+
+
+def compile_files(
+    paths: Sequence[Path], secrets_dir: Path | None
+) -> tuple[snapshot_pb2.Snapshot, list[Diagnostic]]:
+    """Load, resolve secrets and compile the resources under `paths`."""
+    resources, load_diagnostics = load_resources(paths)
+    resources = [*resources, *resolve_secrets(resources, os.environ, secrets_dir)]
+    result = compile_snapshot(resources)
+    return result.snapshot, [*load_diagnostics, *result.diagnostics]
+
+
+class FileSource:
+    """Compiles files into the control plane's snapshot, now and whenever they change."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        secrets_dir: Path | None = None,
+        out: TextIO = sys.stderr,
+        debounce_s: float = 0.1,
+    ) -> None:
+        self.paths = list(paths)
+        self.secrets_dir = secrets_dir
+        self.out = out
+        self.snapshot: snapshot_pb2.Snapshot | None = None
+        self.hub = Hub(self.snapshot_for, debounce_s)
+        self.hub.listeners.append(self._report)
+        self.answered = asyncio.Event()  # the sidecar ACKed or NACKed a version
+        self._reported = ""
+
+    def load(self) -> bool:
+        """Compile and push; with errors, push only when nothing was pushed yet."""
+        snapshot, diagnostics = compile_files(self.paths, self.secrets_dir)
+        for d in diagnostics:
+            self._print(format_diagnostic(d))
+        if self.snapshot is not None and any(d.severity == "error" for d in diagnostics):
+            self._print(f"configuration not applied; still serving version {self.snapshot.version}")
+            return False
+        self.snapshot = snapshot
+        self.hub.notify_changed()
+        return True
+
+    def snapshot_for(self, pod: PodRef) -> snapshot_pb2.Snapshot:
+        """Every resource in the files, whatever the pod: standalone has one sidecar."""
+        if self.snapshot is None:
+            raise LookupError("the files have not been compiled yet")
+        return self.snapshot
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Recompile on every change under the paths until `stop` is set."""
+        async for _ in watchfiles.awatch(*self.paths, stop_event=stop, debounce=100):
+            self.load()
+
+    def _report(self) -> None:
+        for state in self.hub.sidecars():
+            if state.rejecting and state.nack is not None:
+                if state.nack.version != self._reported:
+                    self._reported = state.nack.version
+                    self._print(f"configuration refused by the sidecar: {state.nack.reason}")
+                self.answered.set()
+            elif state.synced and state.acked_snapshot is not None:
+                if state.acked_version != self._reported:
+                    self._reported = state.acked_snapshot.version
+                    self._print(_serving(state.acked_snapshot))
+                self.answered.set()
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+class Standalone:
+    """The file source's control plane on loopback and `sidecar` connected to it."""
+
+    def __init__(self, source: FileSource, sidecar: Sidecar) -> None:
+        self.source = source
+        self.sidecar = sidecar
+        self.agent: ControlPlaneAgent | None = None
+        self._server: ControlPlaneServer | None = None
+
+    async def start(self) -> None:
+        """Compile, serve the control plane, start the sidecar; return once it answered."""
+        self.source.load()
+        self._server = await serve(self.source.hub, LoopbackAuthenticator(), f"{LOOPBACK}:0")
+        await self.sidecar.start()
+        self.agent = ControlPlaneAgent(
+            self.sidecar.store,
+            f"{LOOPBACK}:{self._server.port}",
+            standalone_node(),
+            backoff=LOOPBACK_RECONNECT,
+        )
+        self.agent.start()
+        try:
+            await asyncio.wait_for(self.source.answered.wait(), FIRST_ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the sidecar got no configuration from the local control plane "
+                f"({self.agent.last_error or 'no answer'})"
+            ) from None
+
+    async def stop(self) -> None:
+        """Stop the agent, the sidecar and the control plane."""
+        if self.agent is not None:
+            await self.agent.stop()
+        await self.sidecar.stop()
+        if self._server is not None:
+            await self._server.stop(None)
+
+
+def standalone_node() -> control_plane_pb2.Node:
+    """The node the local sidecar claims: the pod environment if set, else `default/standalone`."""
+    node = node_from_env()
+    node.namespace = node.namespace or "default"
+    node.pod = node.pod or "standalone"
+    return node
+
+
+def _serving(snapshot: snapshot_pb2.Snapshot) -> str:
+    routes = sum(len(rs.routes) for rs in snapshot.route_sets)
+    return (
+        f"serving version {snapshot.version}: {len(snapshot.route_sets)} LLMRoute(s), "
+        f"{routes} route(s)"
+    )

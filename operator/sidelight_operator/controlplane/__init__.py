@@ -1,0 +1,50 @@
+"""The ControlPlane service: versioned snapshots pushed to sidecars, ACKed or NACKed.
+
+- `Hub(snapshot_for, debounce_s)`: the connected sidecars and their state;
+  `notify_changed()` after any change to the resources; `sidecars()`;
+  `listeners` called on connect, ACK, NACK and disconnect.
+- `serve(hub, authenticator, address, tls)`: the grpc.aio server.
+- `Authenticator`, `PodRef`, `Unauthenticated`, `PermissionDenied`: who a
+  stream speaks for. `LoopbackAuthenticator` trusts the sidecar's claims and
+  is for standalone mode on loopback only.
+
+See docs/control-plane.md.
+"""
+
+from sidelight_operator.controlplane.auth import (
+    Authenticator,
+    LoopbackAuthenticator,
+    PermissionDenied,
+    PodRef,
+    Unauthenticated,
+    bearer_token,
+    is_loopback_peer,
+)
+from sidelight_operator.controlplane.hub import (
+    Hub,
+    Nack,
+    Session,
+    SidecarState,
+    SnapshotFor,
+    SnapshotUnavailable,
+)
+from sidelight_operator.controlplane.service import ControlPlaneServer, ControlPlaneService, serve
+
+__all__ = [
+    "Authenticator",
+    "ControlPlaneServer",
+    "ControlPlaneService",
+    "Hub",
+    "LoopbackAuthenticator",
+    "Nack",
+    "PermissionDenied",
+    "PodRef",
+    "Session",
+    "SidecarState",
+    "SnapshotFor",
+    "SnapshotUnavailable",
+    "Unauthenticated",
+    "bearer_token",
+    "is_loopback_peer",
+    "serve",
+]

@@ -1,0 +1,147 @@
+"""The ControlPlane gRPC service: streams between sidecars and the `Hub`.
+
+The handler is plumbing only: read the bearer token and the first message,
+authenticate, bind the stream to the `PodRef` the authenticator returns, then
+write what the hub queues and pass every answer back to it. The hub never
+sees a socket, and a stream can only ever carry its own pod's snapshot.
+
+`serve` starts a grpc.aio server in the running event loop: with TLS (the
+operator's serving certificate and key, PEM) in a cluster, or in plain text
+on loopback for standalone mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+from grpc import aio
+
+from sidelight_operator.controlplane.auth import (
+    Authenticator,
+    PermissionDenied,
+    PodRef,
+    Unauthenticated,
+    bearer_token,
+)
+from sidelight_operator.controlplane.hub import Hub, Session, SnapshotUnavailable
+from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+FIRST_MESSAGE_TIMEOUT_S = 30.0
+# Keepalive: find dead sidecars, and let sidecars ping a quiet stream.
+SERVER_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+)
+
+Requests = AsyncIterator[control_plane_pb2.SnapshotRequest]
+
+
+class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
+    """StreamSnapshots over a `Hub`, each stream bound to its authenticated pod."""
+
+    def __init__(self, hub: Hub, authenticator: Authenticator) -> None:
+        self.hub = hub
+        self.authenticator = authenticator
+
+    async def StreamSnapshots(
+        self, request_iterator: Requests, context: aio.ServicerContext[object, object]
+    ) -> AsyncIterator[control_plane_pb2.SnapshotResponse]:
+        """Authenticate, then write the pod's snapshots and record its answers."""
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
+        pod = await self._authenticate(first, context)
+        try:
+            session = self.hub.connect(pod, first)
+        except SnapshotUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        reader = asyncio.create_task(self._read(request_iterator, session))
+        try:
+            while (response := await session.next_response()) is not None:
+                yield response
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self.hub.disconnect(session)
+
+    async def ReportUsage(
+        self,
+        request_iterator: AsyncIterator[control_plane_pb2.UsageReport],
+        context: aio.ServicerContext[object, object],
+    ) -> AsyncIterator[control_plane_pb2.UsageAck]:
+        """Not served yet: usage reports arrive with the usage aggregation."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "usage reports are not served yet")
+        yield control_plane_pb2.UsageAck()  # type: ignore[unreachable]  # makes this a stream
+
+    async def _authenticate(
+        self,
+        first: control_plane_pb2.SnapshotRequest,
+        context: aio.ServicerContext[object, object],
+    ) -> PodRef:
+        token = bearer_token(context.invocation_metadata() or ())
+        peer = context.peer()
+        try:
+            return await self.authenticator.authenticate(token, first.node, peer)
+        except Unauthenticated as exc:
+            log.warning("stream from %s refused: %s", peer, exc.reason)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
+        except PermissionDenied as exc:
+            log.warning("stream from %s refused: %s", peer, exc.reason)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, exc.reason)
+
+    async def _read(self, requests: Requests, session: Session) -> None:
+        try:
+            async for request in requests:
+                self.hub.receive(session, request)
+        except aio.AioRpcError as exc:
+            log.debug("stream of %s ended: %s", session.pod.name, exc.code())
+        finally:
+            self.hub.disconnect(session)
+
+
+@dataclass
+class ControlPlaneServer:
+    """A running ControlPlane server and the port it listens on."""
+
+    server: aio.Server
+    port: int
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        """Stop accepting streams, end the open ones after `grace` seconds."""
+        await self.server.stop(grace)
+
+
+async def serve(
+    hub: Hub,
+    authenticator: Authenticator,
+    address: str,
+    tls: tuple[bytes, bytes] | None = None,
+) -> ControlPlaneServer:
+    """Serve the ControlPlane on `address` (port 0: a free one); `tls` is (cert, key) PEM."""
+    server = aio.server(options=SERVER_OPTIONS)
+    control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(
+        ControlPlaneService(hub, authenticator), server
+    )
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        cert, key = tls
+        port = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    await server.start()
+    log.info("control plane listening on %s (%s)", address, "TLS" if tls else "plain text")
+    return ControlPlaneServer(server, port)

@@ -1,0 +1,31 @@
+"""The custom resource kinds the operator reconciles.
+
+A list, not a constant per kind: Guardrail and LLMQuota join it as their
+compile steps arrive, and everything that watches, indexes or writes status
+iterates over it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "sidelight.io"
+VERSION = "v1alpha1"
+
+
+@dataclass(frozen=True)
+class CrdKind:
+    """One custom resource kind: how kopf and the API client address it."""
+
+    kind: str
+    plural: str
+    group: str = GROUP
+    version: str = VERSION
+
+    @property
+    def api_version(self) -> str:
+        """`group/version`, as in an object's apiVersion."""
+        return f"{self.group}/{self.version}"
+
+
+KINDS: tuple[CrdKind, ...] = (CrdKind("LLMRoute", "llmroutes"),)

@@ -1,0 +1,46 @@
+"""Detectors for guardrails: the contract, the built-in ones, and the registry."""
+
+from sidelight_sidecar.guardrails.detectors.base import (
+    Detector,
+    DetectorFactory,
+    DetectorRegistry,
+    Finding,
+    UnknownEntityError,
+    resolve_overlaps,
+)
+from sidelight_sidecar.guardrails.detectors.custom import (
+    DENY_LIST_ENTITY,
+    DenyListDetector,
+    PatternDetector,
+)
+from sidelight_sidecar.guardrails.detectors.injection import INJECTION_ENTITY, InjectionDetector
+from sidelight_sidecar.guardrails.detectors.pii import PII_ENTITIES, PiiDetector
+from sidelight_sidecar.guardrails.detectors.secrets import SECRET_ENTITIES, SecretDetector
+
+
+def default_registry() -> DetectorRegistry:
+    """The built-in PII and SECRET detectors, by entity."""
+    registry = DetectorRegistry()
+    registry.register(PII_ENTITIES, PiiDetector)
+    registry.register(SECRET_ENTITIES, SecretDetector)
+    return registry
+
+
+__all__ = [
+    "DENY_LIST_ENTITY",
+    "INJECTION_ENTITY",
+    "PII_ENTITIES",
+    "SECRET_ENTITIES",
+    "DenyListDetector",
+    "Detector",
+    "DetectorFactory",
+    "DetectorRegistry",
+    "Finding",
+    "InjectionDetector",
+    "PatternDetector",
+    "PiiDetector",
+    "SecretDetector",
+    "UnknownEntityError",
+    "default_registry",
+    "resolve_overlaps",
+]

@@ -1,0 +1,339 @@
+"""The guardrail runtime: built once per snapshot version, evaluated per request.
+
+`build_guardrails` turns the wire `Guardrail`s into rules with their
+detectors compiled (STYLE principle 2); a guardrail that cannot be built
+raises `GuardrailConfigError`, whose message names it, for the NACK.
+
+Per request the caller extracts the message texts and calls
+`evaluate_input` (before anything leaves the pod) or `evaluate_output`.
+Rules run in order on the original texts. The first rule that blocks ends
+the evaluation. Redactions of all rules are applied together at the end,
+numbered in one `RedactionMap` for the request. In audit mode (the
+guardrail's `audit_only`, or a rule's AUDIT action) a rule that finds
+something is FLAGGED and changes nothing; `RuleVerdict.intended` says what
+its action would have done. An `Evaluation` holds entity types and counts,
+never matched values; only its `RedactionMap` holds those.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import chain
+from time import perf_counter_ns
+from typing import NamedTuple
+
+from sidelight_proto.v1 import snapshot_pb2
+from sidelight_sidecar.guardrails.detectors import (
+    DenyListDetector,
+    Detector,
+    DetectorRegistry,
+    Finding,
+    InjectionDetector,
+    PatternDetector,
+    UnknownEntityError,
+    default_registry,
+    resolve_overlaps,
+)
+from sidelight_sidecar.guardrails.redact import RedactionMap, redact
+
+
+class GuardrailConfigError(ValueError):
+    """A guardrail this sidecar cannot build; the message goes into the NACK."""
+
+
+class Action(StrEnum):
+    """What a rule does when it finds something."""
+
+    BLOCK = "block"
+    REDACT = "redact"
+    AUDIT = "audit"
+
+
+class Verdict(StrEnum):
+    """What a rule did to this request."""
+
+    PASS = "pass"
+    BLOCKED = "blocked"
+    REDACTED = "redacted"
+    FLAGGED = "flagged"
+
+
+_ACTIONS = {
+    snapshot_pb2.GUARDRAIL_ACTION_UNSPECIFIED: Action.BLOCK,
+    snapshot_pb2.GUARDRAIL_ACTION_BLOCK: Action.BLOCK,
+    snapshot_pb2.GUARDRAIL_ACTION_REDACT: Action.REDACT,
+    snapshot_pb2.GUARDRAIL_ACTION_AUDIT: Action.AUDIT,
+}
+_INTENDED = {Action.BLOCK: Verdict.BLOCKED, Action.REDACT: Verdict.REDACTED}
+
+
+class RuleVerdict(NamedTuple):
+    """One rule's outcome. `entities` counts findings by type; no values."""
+
+    guardrail: str
+    rule: str
+    action: Action
+    verdict: Verdict
+    audit: bool
+    entities: Mapping[str, int]
+    score: float | None
+    latency_us: float
+    detail: str = ""
+
+    @property
+    def intended(self) -> Verdict:
+        """What the action does (or, in audit mode, would have done) on a finding."""
+        return _INTENDED.get(self.action, Verdict.FLAGGED)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The outcome of one stage for one request."""
+
+    verdicts: tuple[RuleVerdict, ...]
+    blocked_by: RuleVerdict | None
+    texts: tuple[str, ...] = field(repr=False)  # the texts to send on, redacted
+    redactions: RedactionMap = field(repr=False)
+    latency_us: float = 0.0
+
+    @property
+    def blocked(self) -> bool:
+        """True when a rule blocks the request."""
+        return self.blocked_by is not None
+
+    @property
+    def redacted(self) -> bool:
+        """True when some text was changed."""
+        return any(v.verdict is Verdict.REDACTED for v in self.verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    findings: tuple[list[Finding], ...] = ()  # per text, without overlaps
+    detail: str = ""
+
+
+_Check = Callable[[Sequence[str], str, int], "_Hit | None"]
+
+
+def _detect(detectors: tuple[Detector, ...]) -> _Check:
+    def check(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
+        found = tuple(
+            resolve_overlaps(chain.from_iterable(d.find(t) for d in detectors)) for t in texts
+        )
+        return _Hit(found) if any(found) else None
+
+    return check
+
+
+def _token_limit(limit: int) -> _Check:
+    def check(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
+        return (
+            _Hit(detail=f"input tokens {input_tokens} > {limit}") if input_tokens > limit else None
+        )
+
+    return check
+
+
+def _models(allowed: tuple[str, ...], denied: tuple[str, ...]) -> _Check:
+    def check(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
+        if any(fnmatch.fnmatchcase(model, p) for p in denied):
+            return _Hit(detail=f"model {model!r} is denied")
+        if allowed and not any(fnmatch.fnmatchcase(model, p) for p in allowed):
+            return _Hit(detail=f"model {model!r} is not allowed")
+        return None
+
+    return check
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One rule of one guardrail, ready to run."""
+
+    guardrail: str
+    name: str
+    action: Action
+    audit: bool
+    restore: bool
+    check: _Check = field(repr=False)
+    input_only: bool = False
+
+
+class GuardrailRuntime:
+    """The guardrails of one snapshot version, compiled."""
+
+    def __init__(self, input_rules: Sequence[Rule], output_rules: Sequence[Rule]) -> None:
+        self.input_rules = tuple(input_rules)
+        self.output_rules = tuple(output_rules)
+
+    @property
+    def restores(self) -> bool:
+        """True when some redacting rule wants its values back in the response."""
+        return any(r.restore for r in self.input_rules)
+
+    def evaluate_input(
+        self,
+        texts: Sequence[str],
+        model: str,
+        input_tokens: int,
+        redactions: RedactionMap | None = None,
+    ) -> Evaluation:
+        """Run the input rules over the request's message texts."""
+        return _evaluate(self.input_rules, texts, model, input_tokens, redactions)
+
+    def evaluate_output(
+        self, texts: Sequence[str], redactions: RedactionMap | None = None
+    ) -> Evaluation:
+        """Run the output rules over the response's texts."""
+        return _evaluate(self.output_rules, texts, "", 0, redactions)
+
+
+def _evaluate(
+    rules: Sequence[Rule],
+    texts: Sequence[str],
+    model: str,
+    input_tokens: int,
+    redactions: RedactionMap | None,
+) -> Evaluation:
+    started = perf_counter_ns()
+    mapping = redactions if redactions is not None else RedactionMap()
+    verdicts: list[RuleVerdict] = []
+    to_redact: list[list[Finding]] = [[] for _ in texts]
+    restorable: set[Finding] = set()
+    blocked_by: RuleVerdict | None = None
+    for rule in rules:
+        t0 = perf_counter_ns()
+        hit = rule.check(texts, model, input_tokens)
+        verdict = _verdict(rule, hit)
+        if hit is not None and verdict is Verdict.REDACTED:
+            for pending, found in zip(to_redact, hit.findings, strict=True):
+                pending.extend(found)
+                if rule.restore:
+                    restorable.update(found)
+        result = RuleVerdict(
+            guardrail=rule.guardrail,
+            rule=rule.name,
+            action=rule.action,
+            verdict=verdict,
+            audit=rule.audit,
+            entities=_counts(hit),
+            score=_score(hit),
+            latency_us=(perf_counter_ns() - t0) / 1000,
+            detail=hit.detail if hit else "",
+        )
+        verdicts.append(result)
+        if verdict is Verdict.BLOCKED:
+            blocked_by = result
+            break
+    out = tuple(texts)
+    if blocked_by is None and any(to_redact):
+        out = tuple(
+            redact(text, found, mapping, restorable=restorable)
+            for text, found in zip(texts, to_redact, strict=True)
+        )
+    return Evaluation(
+        verdicts=tuple(verdicts),
+        blocked_by=blocked_by,
+        texts=out,
+        redactions=mapping,
+        latency_us=(perf_counter_ns() - started) / 1000,
+    )
+
+
+def _verdict(rule: Rule, hit: _Hit | None) -> Verdict:
+    if hit is None:
+        return Verdict.PASS
+    if rule.audit or rule.action is Action.AUDIT:
+        return Verdict.FLAGGED
+    return _INTENDED[rule.action]
+
+
+def _counts(hit: _Hit | None) -> Mapping[str, int]:
+    if hit is None:
+        return {}
+    return dict(Counter(f.entity for found in hit.findings for f in found))
+
+
+def _score(hit: _Hit | None) -> float | None:
+    if hit is None or not hit.findings:
+        return None
+    return max(f.score for f in chain.from_iterable(hit.findings))
+
+
+# ------------------------------------------------------------------ build
+
+
+def build_guardrails(
+    guardrails: Iterable[snapshot_pb2.Guardrail], registry: DetectorRegistry | None = None
+) -> GuardrailRuntime:
+    """Compile the snapshot's guardrails, in order, into a runtime."""
+    registry = registry if registry is not None else default_registry()
+    input_rules: list[Rule] = []
+    output_rules: list[Rule] = []
+    for guardrail in guardrails:
+        ref = f"{guardrail.source.namespace}/{guardrail.source.name}"
+        for i, spec in enumerate(guardrail.rules):
+            try:
+                rule = _build_rule(ref, spec, i, guardrail, registry)
+            except (ValueError, re.error) as exc:
+                raise GuardrailConfigError(f"guardrail {ref} rule {spec.name or i}: {exc}") from exc
+            stage = guardrail.stage
+            if stage != snapshot_pb2.GUARDRAIL_STAGE_OUTPUT:
+                input_rules.append(rule)
+            if stage in (snapshot_pb2.GUARDRAIL_STAGE_OUTPUT, snapshot_pb2.GUARDRAIL_STAGE_BOTH):
+                if stage == snapshot_pb2.GUARDRAIL_STAGE_OUTPUT and rule.input_only:
+                    raise GuardrailConfigError(
+                        f"guardrail {ref} rule {rule.name}: applies to the input only"
+                    )
+                if not rule.input_only:
+                    output_rules.append(rule)
+    return GuardrailRuntime(input_rules, output_rules)
+
+
+def _build_rule(
+    ref: str,
+    spec: snapshot_pb2.GuardrailRule,
+    index: int,
+    guardrail: snapshot_pb2.Guardrail,
+    registry: DetectorRegistry,
+) -> Rule:
+    kind = spec.WhichOneof("kind")
+    action = _ACTIONS[spec.action]
+    input_only = kind in ("max_input_tokens", "models")
+    if input_only and action is Action.REDACT:
+        raise ValueError(f"a {kind} rule cannot redact")
+    check: _Check
+    if kind == "pii":
+        try:
+            detectors = registry.build(spec.pii.entities or sorted(registry.entities))
+        except UnknownEntityError as exc:
+            raise ValueError(str(exc)) from exc
+        check = _detect(detectors)
+    elif kind == "pattern":
+        if not spec.pattern.regexes:
+            raise ValueError("a pattern rule needs at least one regex")
+        check = _detect((PatternDetector(spec.pattern.regexes, spec.pattern.entity or "PATTERN"),))
+    elif kind == "deny_list":
+        check = _detect((DenyListDetector(spec.deny_list.phrases),))
+    elif kind == "prompt_injection":
+        check = _detect((InjectionDetector(),))
+    elif kind == "max_input_tokens":
+        check = _token_limit(spec.max_input_tokens)
+    elif kind == "models":
+        check = _models(tuple(spec.models.allowed), tuple(spec.models.denied))
+    else:
+        raise ValueError("a rule needs a kind")
+    return Rule(
+        guardrail=ref,
+        name=spec.name or f"rule-{index}",
+        action=action,
+        audit=guardrail.audit_only,
+        restore=guardrail.restore_redactions,
+        check=check,
+        input_only=input_only,
+    )
