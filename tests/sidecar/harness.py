@@ -32,18 +32,20 @@ ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"
 IDENTITY = Identity("shop", "chat-7d9f-abcde", "chat", "payments", "chat", "prod")
 
 
-class OtlpReceiver:
-    """An OTLP/HTTP trace receiver that keeps the raw protobuf requests."""
+class LoopbackServer:
+    """An aiohttp app on a free loopback port, for the peers tests need."""
 
     def __init__(self) -> None:
-        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
-        self.raw: list[bytes] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
 
+    def add_routes(self, app: web.Application) -> None:
+        """Register the peer's handlers."""
+        raise NotImplementedError
+
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/v1/traces", self._traces)
+        self.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -54,6 +56,18 @@ class OtlpReceiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+class OtlpReceiver(LoopbackServer):
+    """An OTLP/HTTP trace receiver that keeps the raw protobuf requests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        self.raw: list[bytes] = []
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/traces", self._traces)
 
     async def _traces(self, request: web.Request) -> web.Response:
         body = await request.read()

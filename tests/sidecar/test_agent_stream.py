@@ -31,6 +31,7 @@ from sidelight_sidecar.agent import AgentState, ControlPlaneAgent
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.retry import Backoff
 from sidelight_sidecar.server import Sidecar, SidecarOptions
+from tests.sidecar.harness import LoopbackServer
 
 KEY = "sk-test-agent-0123456789"
 NODE = control_plane_pb2.Node(pod="app-1", namespace="shop", uid="uid-1", build="test")
@@ -277,28 +278,16 @@ async def test_the_operator_back_with_the_same_resources_resyncs_without_a_rebui
     assert pod.sidecar.store.current is runtime
 
 
-class GatedBackend:
+class GatedBackend(LoopbackServer):
     """An OpenAI-compatible backend that holds every request until released."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.arrived = 0
         self.gate = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = next(a[1] for a in self._runner.addresses if isinstance(a, tuple))
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _chat(self, request: web.Request) -> web.Response:
         self.arrived += 1
