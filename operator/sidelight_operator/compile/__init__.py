@@ -9,7 +9,7 @@ the standalone file source and the tests call the same functions:
 
 from sidelight_operator.compile.compiler import CompileResult, compile_snapshot, snapshot_version
 from sidelight_operator.compile.diagnostics import Diagnostic, ResourceKey, Severity
-from sidelight_operator.compile.selection import select_for_pod
+from sidelight_operator.compile.selection import referenced_secrets, select_for_pod
 
 __all__ = [
     "CompileResult",
@@ -17,6 +17,7 @@ __all__ = [
     "ResourceKey",
     "Severity",
     "compile_snapshot",
+    "referenced_secrets",
     "select_for_pod",
     "snapshot_version",
 ]

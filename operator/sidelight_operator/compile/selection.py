@@ -35,7 +35,9 @@ def select_for_pod(
         if not _is_secret(r) and _namespace(r) == namespace and _applies(r, labels)
     ]
     chosen = {id(r) for r in selected}
-    wanted = {name for r in selected if r.get("kind") == "LLMRoute" for name in _secret_names(r)}
+    wanted = {
+        name for r in selected if r.get("kind") == "LLMRoute" for name in referenced_secrets(r)
+    }
     return [
         r
         for r in resources
@@ -120,7 +122,8 @@ def _expression_holds(expr: object, labels: Mapping[str, str]) -> bool:
     return True  # unknown operator: let compile reject it
 
 
-def _secret_names(resource: Mapping[str, Any]) -> set[str]:
+def referenced_secrets(resource: Mapping[str, Any]) -> set[str]:
+    """Names of the Secrets (of its own namespace) that a resource references."""
     spec = resource.get("spec")
     backends = spec.get("backends") if isinstance(spec, Mapping) else None
     names: set[str] = set()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sidelight_operator.compile import ResourceKey
+from sidelight_operator.compile import ResourceKey, referenced_secrets
 
 SECRET = "Secret"
 
@@ -72,19 +72,6 @@ def build_projection(obj: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": {k: meta[k] for k in kept if k in meta},
         "spec": _plain(obj.get("spec")),
     }
-
-
-def referenced_secrets(obj: Mapping[str, Any]) -> set[str]:
-    """Names of the Secrets (of its own namespace) that a resource references."""
-    spec = obj.get("spec")
-    backends = spec.get("backends") if isinstance(spec, Mapping) else None
-    names: set[str] = set()
-    for backend in backends if isinstance(backends, list) else []:
-        credentials = backend.get("credentials") if isinstance(backend, Mapping) else None
-        ref = credentials.get("secretRef") if isinstance(credentials, Mapping) else None
-        if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
-            names.add(ref["name"])
-    return names
 
 
 class ResourceIndex:
