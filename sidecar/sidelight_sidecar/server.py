@@ -24,6 +24,7 @@ from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.inbound import error_response
 from sidelight_sidecar.proxy import Proxy, Settings
+from sidelight_sidecar.runtime import RuntimeConfig
 from sidelight_sidecar.telemetry import build_tracer_provider, tracer_of
 from sidelight_sidecar.tokens import TokenCounter
 from sidelight_sidecar.upstream import Operation
@@ -129,14 +130,15 @@ class Sidecar:
         self._session: aiohttp.ClientSession | None = None
         self.port = options.port
 
-    def _warm_tokenizers(self, config: object) -> None:
-        from sidelight_sidecar.runtime import RuntimeConfig
-
-        assert isinstance(config, RuntimeConfig)
-        models = config.backend_models + config.models
-        loop = asyncio.get_running_loop() if _has_loop() else None
-        if loop is not None:
-            loop.run_in_executor(None, self.counter.warm, models)
+    def _warm_tokenizers(self, config: RuntimeConfig) -> None:
+        """Load, off the loop, the encodings a version needs: none if no rule counts tokens."""
+        if not any(route.counts_tokens for route in config.routes):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # applied before the server started; counted lazily then
+            return
+        loop.run_in_executor(None, self.counter.warm, config.backend_models + config.models)
 
     async def start(self) -> None:
         """Start serving on the configured address (port 0 picks a free port)."""
@@ -184,11 +186,3 @@ def _bound_port(runner: web.AppRunner) -> int:
         if isinstance(address, tuple):
             return int(address[1])
     raise RuntimeError("the sidecar did not bind a TCP port")
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
