@@ -83,7 +83,7 @@ class Proxy:
             inbound = await read_inbound(ex.request, ex.op)
         except BadRequest as exc:
             ex.error_type = "bad_request"
-            return error_response(fmt, exc.status, exc.message, exc.code, self._headers(ex))
+            return error_response(fmt, exc.status, exc.message, exc.code, visibility_headers(ex))
         ex.inbound = inbound
         ex.span.set_attribute("sidelight.requested_model", inbound.model)
         decision = self._route(ex, config)
@@ -94,7 +94,7 @@ class Proxy:
                 404,
                 f"The model '{inbound.model}' does not exist: no route matches it",
                 "model_not_found",
-                self._headers(ex),
+                visibility_headers(ex),
             )
         ex.decision = decision
         candidates = [b for b in decision.route.candidates if _serves(b, ex.op)]
@@ -104,7 +104,7 @@ class Proxy:
                 fmt,
                 400,
                 f"route '{decision.route.name}' has no backend that serves this operation",
-                headers=self._headers(ex),
+                headers=visibility_headers(ex),
             )
         return await self._call(ex, decision, candidates)
 
@@ -210,7 +210,7 @@ class Proxy:
             status=result.status,
             body=body,
             content_type="application/json",
-            headers=self._headers(ex),
+            headers=visibility_headers(ex),
         )
 
     def _exhausted(self, ex: Exchange, last: AttemptResult | None) -> web.Response:
@@ -224,10 +224,7 @@ class Proxy:
             if status == 504
             else "no provider could be reached or the answer was malformed"
         )
-        return error_response(ex.op.api_format, status, message, headers=self._headers(ex))
-
-    def _headers(self, ex: Exchange) -> dict[str, str]:
-        return visibility_headers(ex)
+        return error_response(ex.op.api_format, status, message, headers=visibility_headers(ex))
 
     def _record(self, ex: Exchange, started: float) -> None:
         latency_ms = (time.perf_counter() - started) * 1000
