@@ -1,0 +1,1 @@
+"""Usage store, metrics and API tests."""
