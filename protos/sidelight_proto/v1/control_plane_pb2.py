@@ -26,7 +26,7 @@ from sidelight_proto.v1 import snapshot_pb2 as sidelight__proto_dot_v1_dot_snaps
 from sidelight_proto.v1 import usage_pb2 as sidelight__proto_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&sidelight_proto/v1/control_plane.proto\x12\x0csidelight.v1\x1a!sidelight_proto/v1/snapshot.proto\x1a\x1esidelight_proto/v1/usage.proto\"\xba\x01\n\x04Node\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x17\n\x0fservice_account\x18\x04 \x01(\t\x12\r\n\x05\x62uild\x18\x05 \x01(\t\x12.\n\x06labels\x18\x06 \x03(\x0b\x32\x1e.sidelight.v1.Node.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x0fSnapshotRequest\x12 \n\x04node\x18\x01 \x01(\x0b\x32\x12.sidelight.v1.Node\x12\x14\n\x0cversion_info\x18\x02 \x01(\t\x12\x16\n\x0eresponse_nonce\x18\x03 \x01(\t\x12/\n\x0c\x65rror_detail\x18\x04 \x01(\x0b\x32\x19.sidelight.v1.ErrorDetail\"\x1e\n\x0b\x45rrorDetail\x12\x0f\n\x07message\x18\x01 \x01(\t\"K\n\x10SnapshotResponse\x12(\n\x08snapshot\x18\x01 \x01(\x0b\x32\x16.sidelight.v1.Snapshot\x12\r\n\x05nonce\x18\x02 \x01(\t\"9\n\x0bUsageReport\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.sidelight.v1.UsageRecord\"\x17\n\x08UsageAck\x12\x0b\n\x03ids\x18\x01 \x03(\t2\xaa\x01\n\x0c\x43ontrolPlane\x12T\n\x0fStreamSnapshots\x12\x1d.sidelight.v1.SnapshotRequest\x1a\x1e.sidelight.v1.SnapshotResponse(\x01\x30\x01\x12\x44\n\x0bReportUsage\x12\x19.sidelight.v1.UsageReport\x1a\x16.sidelight.v1.UsageAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&sidelight_proto/v1/control_plane.proto\x12\x0csidelight.v1\x1a!sidelight_proto/v1/snapshot.proto\x1a\x1esidelight_proto/v1/usage.proto\"\xba\x01\n\x04Node\x12\x0b\n\x03pod\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03uid\x18\x03 \x01(\t\x12\x17\n\x0fservice_account\x18\x04 \x01(\t\x12\r\n\x05\x62uild\x18\x05 \x01(\t\x12.\n\x06labels\x18\x06 \x03(\x0b\x32\x1e.sidelight.v1.Node.LabelsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x92\x01\n\x0fSnapshotRequest\x12 \n\x04node\x18\x01 \x01(\x0b\x32\x12.sidelight.v1.Node\x12\x14\n\x0cversion_info\x18\x02 \x01(\t\x12\x16\n\x0eresponse_nonce\x18\x03 \x01(\t\x12/\n\x0c\x65rror_detail\x18\x04 \x01(\x0b\x32\x19.sidelight.v1.ErrorDetail\"\x1e\n\x0b\x45rrorDetail\x12\x0f\n\x07message\x18\x01 \x01(\t\"K\n\x10SnapshotResponse\x12(\n\x08snapshot\x18\x01 \x01(\x0b\x32\x16.sidelight.v1.Snapshot\x12\r\n\x05nonce\x18\x02 \x01(\t\"[\n\x0bUsageReport\x12*\n\x07records\x18\x01 \x03(\x0b\x32\x19.sidelight.v1.UsageRecord\x12 \n\x04node\x18\x02 \x01(\x0b\x32\x12.sidelight.v1.Node\"\x17\n\x08UsageAck\x12\x0b\n\x03ids\x18\x01 \x03(\t2\xaa\x01\n\x0c\x43ontrolPlane\x12T\n\x0fStreamSnapshots\x12\x1d.sidelight.v1.SnapshotRequest\x1a\x1e.sidelight.v1.SnapshotResponse(\x01\x30\x01\x12\x44\n\x0bReportUsage\x12\x19.sidelight.v1.UsageReport\x1a\x16.sidelight.v1.UsageAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,9 +46,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SNAPSHOTRESPONSE']._serialized_start=493
   _globals['_SNAPSHOTRESPONSE']._serialized_end=568
   _globals['_USAGEREPORT']._serialized_start=570
-  _globals['_USAGEREPORT']._serialized_end=627
-  _globals['_USAGEACK']._serialized_start=629
-  _globals['_USAGEACK']._serialized_end=652
-  _globals['_CONTROLPLANE']._serialized_start=655
-  _globals['_CONTROLPLANE']._serialized_end=825
+  _globals['_USAGEREPORT']._serialized_end=661
+  _globals['_USAGEACK']._serialized_start=663
+  _globals['_USAGEACK']._serialized_end=686
+  _globals['_CONTROLPLANE']._serialized_start=689
+  _globals['_CONTROLPLANE']._serialized_end=859
 # @@protoc_insertion_point(module_scope)

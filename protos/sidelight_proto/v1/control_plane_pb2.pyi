@@ -158,19 +158,30 @@ Global___SnapshotResponse: _TypeAlias = SnapshotResponse  # noqa: Y015
 
 @_typing.final
 class UsageReport(_message.Message):
+    """Usage records from a sidecar. The first report of a stream carries the
+    Node (as SnapshotRequest does) and may have no records; the operator
+    answers every report with one UsageAck, in order.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDS_FIELD_NUMBER: _builtins.int
+    NODE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[_usage_pb2.UsageRecord]: ...
+    @_builtins.property
+    def node(self) -> Global___Node:
+        """first report only"""
+
     def __init__(
         self,
         *,
         records: _abc.Iterable[_usage_pb2.UsageRecord] | None = ...,
+        node: Global___Node | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["node", b"node", "records", b"records"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -178,6 +189,10 @@ Global___UsageReport: _TypeAlias = UsageReport  # noqa: Y015
 
 @_typing.final
 class UsageAck(_message.Message):
+    """The ids of one UsageReport's records, sent once they are stored
+    (records already stored before, duplicates, included).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     IDS_FIELD_NUMBER: _builtins.int
