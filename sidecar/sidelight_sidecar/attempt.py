@@ -10,6 +10,7 @@ caller's format.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,11 +29,21 @@ from sidelight_sidecar.errors import (
     error_body,
     openai_stream_error,
 )
+from sidelight_sidecar.guard import (
+    BLOCKED,
+    BLOCKED_STATUS,
+    OutputBlocked,
+    RequestGuard,
+    blocked_body,
+    blocked_headers,
+    blocked_stream_event,
+)
+from sidelight_sidecar.guard_stream import GuardedTranscoder
 from sidelight_sidecar.inbound import Inbound
 from sidelight_sidecar.retry import Outcome, classify_status, parse_retry_after
 from sidelight_sidecar.runtime import Backend, Decision, Policy, Provider
 from sidelight_sidecar.sse import SSEParser
-from sidelight_sidecar.streams import MalformedStream, transcoder_for
+from sidelight_sidecar.streams import MalformedStream, Transcoder, transcoder_for
 from sidelight_sidecar.translate import (
     TranslationError,
     anthropic_to_openai_chat,
@@ -75,8 +86,10 @@ class Exchange:
     output_tokens: int = 0
     status: int = 0
     error_type: str = ""
-    error_source: str = "proxy"  # who produced an error answer: "proxy" or "upstream"
+    error_source: str = "proxy"  # who produced an error answer: proxy, guardrail or upstream
     payloads: dict[str, bytes] = field(default_factory=dict)
+    guard: RequestGuard | None = None
+    sent_sha256: str = ""  # of the last body sent to a provider, for the redaction receipt
 
 
 @dataclass
@@ -174,6 +187,9 @@ async def run_attempt(
     }
     if parts.port:
         attributes["server.port"] = parts.port
+    if ex.guard is not None:
+        ex.sent_sha256 = hashlib.sha256(payload).hexdigest()
+        attributes["sidelight.request.body_sha256"] = ex.sent_sha256
     max_tokens = inbound.body.get("max_tokens") or inbound.body.get("max_completion_tokens")
     if isinstance(max_tokens, int):
         attributes["gen_ai.request.max_tokens"] = max_tokens
@@ -251,9 +267,10 @@ def _complete(ex: Exchange, backend: Backend, body: bytes, span: Span) -> Attemp
         return _failed(span, backend, "malformed_response", Outcome.RETRY)
     ex.input_tokens, ex.output_tokens = _usage_of(backend, ex.op, obj)
     _response_attributes(span, ex, obj)
-    if ex.op.api_format != backend.provider.api_format:
+    translated = ex.op.api_format != backend.provider.api_format
+    if translated:
         try:
-            translated = (
+            obj = (
                 anthropic_to_openai_chat_response(obj, backend.model)
                 if ex.op.api_format == "openai"
                 else openai_chat_to_anthropic_response(obj, backend.model)
@@ -261,11 +278,34 @@ def _complete(ex: Exchange, backend: Backend, body: bytes, span: Span) -> Attemp
         except TranslationError:
             ex.served = None
             return _failed(span, backend, "malformed_response", Outcome.RETRY)
-        body = orjson.dumps(translated)
+    guard = ex.guard
+    if guard is not None and guard.filters_output:
+        blocked = guard.check_output(obj)
+        if blocked is not None:
+            return _blocked_answer(ex, backend)
+        body = orjson.dumps(obj)
+    elif translated:
+        body = orjson.dumps(obj)
     response = web.Response(
         status=200, body=body, content_type="application/json", headers=visibility_headers(ex)
     )
     return AttemptResult(Outcome.SUCCESS, "ok", backend, 200, response=response)
+
+
+def _blocked_answer(ex: Exchange, backend: Backend) -> AttemptResult:
+    """The caller's answer when an output rule blocked the provider's whole answer."""
+    guard = ex.guard
+    assert guard is not None
+    assert guard.blocked_by is not None
+    ex.error_type = BLOCKED
+    ex.error_source = "guardrail"
+    response = web.Response(
+        status=BLOCKED_STATUS,
+        body=blocked_body(ex.op.api_format, guard.blocked_by, "output"),
+        content_type="application/json",
+        headers={**visibility_headers(ex), **blocked_headers(guard.blocked_by)},
+    )
+    return AttemptResult(Outcome.SUCCESS, BLOCKED, backend, BLOCKED_STATUS, response=response)
 
 
 def _response_attributes(span: Span, ex: Exchange, obj: dict[str, Any]) -> None:
@@ -312,9 +352,12 @@ async def _stream(
 ) -> AttemptResult:
     inbound = ex.inbound
     assert inbound is not None
-    transcoder = transcoder_for(
+    transcoder: Transcoder = transcoder_for(
         ex.op.api_format, backend.provider.api_format, backend.model, inbound.wants_usage
     )
+    guarded: GuardedTranscoder | None = None
+    if ex.guard is not None and ex.guard.filters_output and ex.op is not Operation.RESPONSES:
+        transcoder = guarded = GuardedTranscoder(transcoder, ex.guard, ex.op.api_format)
     parser = SSEParser()
     downstream: web.StreamResponse | None = None
     try:
@@ -358,6 +401,15 @@ async def _stream(
             await downstream.write(_stream_error(ex.op.api_format, str(exc)))
             await downstream.write_eof()
             return AttemptResult(Outcome.SUCCESS, ex.error_type, backend, 200, response=downstream)
+    except OutputBlocked as blocked:
+        ex.input_tokens, ex.output_tokens = transcoder.usage
+        if downstream is None:
+            return _blocked_answer(ex, backend)
+        ex.error_type = BLOCKED
+        ex.error_source = "guardrail"
+        await downstream.write(blocked_stream_event(ex.op.api_format, blocked.verdict, "output"))
+        await downstream.write_eof()
+        return AttemptResult(Outcome.SUCCESS, BLOCKED, backend, 200, response=downstream)
     except (ConnectionResetError, aiohttp.ClientConnectionResetError):
         ex.error_type = "client_disconnected"
         ex.input_tokens, ex.output_tokens = transcoder.usage
@@ -365,6 +417,8 @@ async def _stream(
         return AttemptResult(Outcome.SUCCESS, ex.error_type, backend, 499, response=downstream)
     finally:
         upstream.release()
+        if guarded is not None:
+            guarded.settle()
     ex.input_tokens, ex.output_tokens = transcoder.usage
     span.set_attributes(
         {

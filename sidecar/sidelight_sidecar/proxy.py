@@ -23,6 +23,13 @@ from sidelight_proto.v1 import usage_pb2
 from sidelight_sidecar.attempt import AttemptResult, Exchange, run_attempt, visibility_headers
 from sidelight_sidecar.config_store import ConfigStore
 from sidelight_sidecar.errors import translate_error_body
+from sidelight_sidecar.guard import (
+    BLOCKED,
+    BLOCKED_STATUS,
+    RequestGuard,
+    blocked_body,
+    blocked_headers,
+)
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.inbound import BadRequest, error_response, read_inbound
 from sidelight_sidecar.retry import Outcome
@@ -86,6 +93,20 @@ class Proxy:
             return error_response(fmt, exc.status, exc.message, exc.code, visibility_headers(ex))
         ex.inbound = inbound
         ex.span.set_attribute("sidelight.requested_model", inbound.model)
+        if config.guardrails:
+            ex.guard = RequestGuard(config.guardrails, self.tracer, ex.span)
+            blocked = ex.guard.check_input(
+                inbound.body, inbound.model, lambda: self._input_tokens(ex)
+            )
+            if blocked is not None:
+                ex.error_type = BLOCKED
+                ex.error_source = "guardrail"
+                return web.Response(
+                    status=BLOCKED_STATUS,
+                    body=blocked_body(fmt, blocked, "input"),
+                    content_type="application/json",
+                    headers={**visibility_headers(ex), **blocked_headers(blocked)},
+                )
         decision = self._route(ex, config)
         if decision is None:
             ex.error_type = "model_not_found"
@@ -112,28 +133,20 @@ class Proxy:
         inbound = ex.inbound
         assert inbound is not None
         with self.tracer.start_as_current_span("sidelight.route") as span:
-            counted: list[int] = []
-
-            def input_tokens() -> int:
-                if not counted:
-                    counted.append(self.counter.count_chat(inbound.body, inbound.model))
-                return counted[0]
-
             facts = RequestFacts(
                 model=inbound.model,
                 task_type=inbound.task_type,
                 priority=inbound.priority,
                 headers=ex.request.headers,
-                input_tokens=input_tokens,
+                input_tokens=lambda: self._input_tokens(ex),
             )
             decision = config.route(facts)
             if inbound.task_type:
                 span.set_attribute("sidelight.task_type", inbound.task_type)
             if inbound.priority:
                 span.set_attribute("sidelight.user_priority", inbound.priority)
-            if counted:
-                ex.counted_input_tokens = counted[0]
-                span.set_attribute("sidelight.input_tokens.counted", counted[0])
+            if ex.counted_input_tokens is not None:
+                span.set_attribute("sidelight.input_tokens.counted", ex.counted_input_tokens)
             if decision is None:
                 span.set_attribute("sidelight.route.matched", False)
                 return None
@@ -148,6 +161,13 @@ class Proxy:
                 }
             )
             return decision
+
+    def _input_tokens(self, ex: Exchange) -> int:
+        """The request's input tokens, counted once, when first needed."""
+        if ex.counted_input_tokens is None:
+            assert ex.inbound is not None
+            ex.counted_input_tokens = self.counter.count_chat(ex.inbound.body, ex.inbound.model)
+        return ex.counted_input_tokens
 
     async def _call(
         self, ex: Exchange, decision: Decision, candidates: list[Backend]
@@ -251,6 +271,17 @@ class Proxy:
             )
         if ex.error_type:
             span.set_attribute("error.type", ex.error_type)
+        guard = ex.guard
+        if guard is not None:
+            guard.receipt(span, ex.sent_sha256)
+            if guard.blocked_by is not None:
+                span.set_attributes(
+                    {
+                        "sidelight.guardrail.blocked_by": guard.blocked_by.guardrail,
+                        "sidelight.guardrail.blocked_rule": guard.blocked_by.rule,
+                        "sidelight.guardrail.blocked_stage": guard.blocked_stage,
+                    }
+                )
         now = Timestamp()
         now.GetCurrentTime()
         ident = self.identity
@@ -283,6 +314,7 @@ class Proxy:
             trace_id=ex.trace_id,
             stream=bool(inbound and inbound.stream),
             snapshot_version=ex.config_version,
+            guardrails=guard.usage_verdicts() if guard is not None else (),
         )
         self.usage.submit(record)
 

@@ -16,6 +16,7 @@ from enum import Enum
 from sidelight_proto.v1 import snapshot_pb2
 from sidelight_sidecar.balancer import Balancer, Ejection, EndpointRegistry, Strategy
 from sidelight_sidecar.errors import ApiFormat
+from sidelight_sidecar.guardrails import GuardrailConfigError, GuardrailRuntime, build_guardrails
 from sidelight_sidecar.pricing import Price, builtin_price
 from sidelight_sidecar.retry import Backoff
 
@@ -175,6 +176,7 @@ class RuntimeConfig:
     policies: Mapping[str, Policy]
     direct: Mapping[str, Route]
     models: tuple[str, ...]
+    guardrails: GuardrailRuntime = field(default_factory=lambda: GuardrailRuntime((), ()))
 
     def route(self, facts: RequestFacts) -> Decision | None:
         """Pick the route for a request.
@@ -309,4 +311,8 @@ def build_runtime(snapshot: snapshot_pb2.Snapshot, registry: EndpointRegistry) -
         for name, backend in backends.items():
             direct.setdefault(name, Route(f"model:{name}", set_name, (backend,)))
     models = tuple(direct)
-    return RuntimeConfig(snapshot.version, tuple(routes), policies, direct, models)
+    try:
+        guardrails = build_guardrails(snapshot.guardrails)
+    except GuardrailConfigError as exc:
+        raise SnapshotError(str(exc)) from exc
+    return RuntimeConfig(snapshot.version, tuple(routes), policies, direct, models, guardrails)

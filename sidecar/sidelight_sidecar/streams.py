@@ -27,8 +27,15 @@ class MalformedStream(ValueError):
 class Transcoder(Protocol):
     """Turns upstream events into caller bytes."""
 
-    usage: tuple[int, int]
-    finished: bool
+    @property
+    def usage(self) -> tuple[int, int]:
+        """Input and output tokens seen so far."""
+        ...
+
+    @property
+    def finished(self) -> bool:
+        """True once the terminal event arrived."""
+        ...
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Caller bytes for one upstream event (possibly none)."""

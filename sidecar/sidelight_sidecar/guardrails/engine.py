@@ -100,6 +100,9 @@ class Evaluation:
     texts: tuple[str, ...] = field(repr=False)  # the texts to send on, redacted
     redactions: RedactionMap = field(repr=False)
     latency_us: float = 0.0
+    # Per text, the (start, end) offsets of every finding of every rule, in the
+    # original text: where a streamed text may not be cut.
+    spans: tuple[tuple[tuple[int, int], ...], ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -162,6 +165,7 @@ class Rule:
     restore: bool
     check: _Check = field(repr=False)
     input_only: bool = False
+    needs_tokens: bool = False
 
 
 class GuardrailRuntime:
@@ -176,6 +180,14 @@ class GuardrailRuntime:
         """True when some redacting rule wants its values back in the response."""
         return any(r.restore for r in self.input_rules)
 
+    @property
+    def needs_tokens(self) -> bool:
+        """True when an input rule reads the request's input token count."""
+        return any(r.needs_tokens for r in self.input_rules)
+
+    def __bool__(self) -> bool:
+        return bool(self.input_rules or self.output_rules)
+
     def evaluate_input(
         self,
         texts: Sequence[str],
@@ -184,13 +196,17 @@ class GuardrailRuntime:
         redactions: RedactionMap | None = None,
     ) -> Evaluation:
         """Run the input rules over the request's message texts."""
-        return _evaluate(self.input_rules, texts, model, input_tokens, redactions)
+        return _evaluate(self.input_rules, texts, model, input_tokens, redactions, restoring=True)
 
     def evaluate_output(
         self, texts: Sequence[str], redactions: RedactionMap | None = None
     ) -> Evaluation:
-        """Run the output rules over the response's texts."""
-        return _evaluate(self.output_rules, texts, "", 0, redactions)
+        """Run the output rules over the response's texts.
+
+        Values redacted here are never restorable: a placeholder in the answer
+        stands for what the model said, and only the caller's own values go back.
+        """
+        return _evaluate(self.output_rules, texts, "", 0, redactions, restoring=False)
 
 
 def _evaluate(
@@ -199,21 +215,27 @@ def _evaluate(
     model: str,
     input_tokens: int,
     redactions: RedactionMap | None,
+    *,
+    restoring: bool,
 ) -> Evaluation:
     started = perf_counter_ns()
     mapping = redactions if redactions is not None else RedactionMap()
     verdicts: list[RuleVerdict] = []
     to_redact: list[list[Finding]] = [[] for _ in texts]
+    found_at: list[list[tuple[int, int]]] = [[] for _ in texts]
     restorable: set[Finding] = set()
     blocked_by: RuleVerdict | None = None
     for rule in rules:
         t0 = perf_counter_ns()
         hit = rule.check(texts, model, input_tokens)
         verdict = _verdict(rule, hit)
+        if hit is not None:
+            for at, found in zip(found_at, hit.findings, strict=False):
+                at.extend((f.start, f.end) for f in found)
         if hit is not None and verdict is Verdict.REDACTED:
             for pending, found in zip(to_redact, hit.findings, strict=True):
                 pending.extend(found)
-                if rule.restore:
+                if rule.restore and restoring:
                     restorable.update(found)
         result = RuleVerdict(
             guardrail=rule.guardrail,
@@ -242,6 +264,7 @@ def _evaluate(
         texts=out,
         redactions=mapping,
         latency_us=(perf_counter_ns() - started) / 1000,
+        spans=tuple(tuple(at) for at in found_at),
     )
 
 
@@ -336,4 +359,5 @@ def _build_rule(
         restore=guardrail.restore_redactions,
         check=check,
         input_only=input_only,
+        needs_tokens=kind == "max_input_tokens",
     )

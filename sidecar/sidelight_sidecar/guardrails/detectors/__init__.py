@@ -1,5 +1,9 @@
 """Detectors for guardrails: the contract, the built-in ones, and the registry."""
 
+import hashlib
+from functools import cache
+from importlib import resources
+
 from sidelight_sidecar.guardrails.detectors.base import (
     Detector,
     DetectorFactory,
@@ -26,6 +30,20 @@ def default_registry() -> DetectorRegistry:
     return registry
 
 
+@cache
+def detector_set_version() -> str:
+    """A hash of the built-in detectors' code: it changes whenever any of them does.
+
+    Redaction receipts carry it, so a receipt says which detectors checked the body.
+    """
+    digest = hashlib.sha256()
+    package = resources.files(__name__)
+    for name in sorted(p.name for p in package.iterdir() if p.name.endswith(".py")):
+        digest.update(name.encode())
+        digest.update(package.joinpath(name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 __all__ = [
     "DENY_LIST_ENTITY",
     "INJECTION_ENTITY",
@@ -42,5 +60,6 @@ __all__ = [
     "SecretDetector",
     "UnknownEntityError",
     "default_registry",
+    "detector_set_version",
     "resolve_overlaps",
 ]
