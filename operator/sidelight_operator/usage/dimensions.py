@@ -29,6 +29,7 @@ DIMENSIONS: tuple[str, ...] = (
 
 VERDICTS: tuple[str, ...] = ("blocked", "redacted", "flagged", "pass")
 NO_GUARDRAIL = "none"
+NUSD_PER_USD = 1_000_000_000
 
 
 def guardrail_summary(record: usage_pb2.UsageRecord) -> str:
@@ -65,7 +66,7 @@ class Row:
     attempts: int
     input_tokens: int
     output_tokens: int
-    cost_usd: float
+    cost_nusd: int
     latency_ms: float
     status: int
     error_type: str
@@ -84,7 +85,7 @@ class Row:
             self.attempts,
             self.input_tokens,
             self.output_tokens,
-            self.cost_usd,
+            self.cost_nusd,
             self.latency_ms,
             self.status,
             self.error_type,
@@ -99,7 +100,7 @@ class Row:
             self.error,
             self.input_tokens,
             self.output_tokens,
-            self.cost_usd,
+            self.cost_nusd,
             self.latency_ms,
         )
 
@@ -130,7 +131,7 @@ def to_row(record: usage_pb2.UsageRecord, default_ts: float) -> Row:
         attempts=record.attempts,
         input_tokens=record.input_tokens,
         output_tokens=record.output_tokens,
-        cost_usd=record.cost_usd,
+        cost_nusd=round(record.cost_usd * NUSD_PER_USD),
         latency_ms=record.latency_ms,
         status=record.status,
         error_type=record.error_type,

@@ -7,6 +7,9 @@
   the sums of requests, errors, tokens, cost and latency; kept for
   `rollup_retention` (default 400 days) so long ranges read few rows.
 
+Cost is stored as integer nano-dollars (`cost_nusd`), so sums are exact and
+do not depend on the order records arrived in.
+
 `ingest` is exactly-once by record id: a record whose id the store holds is
 dropped, so sidecars may deliver at least once. A record older than the
 retention horizon cannot be checked against the ids and is dropped as well
@@ -24,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from sidelight_operator.usage import queries
 from sidelight_operator.usage.dimensions import DIMENSIONS, Row, to_row
 from sidelight_proto.v1 import usage_pb2
 
@@ -47,11 +51,11 @@ CREATE TABLE IF NOT EXISTS records (
     guardrail TEXT NOT NULL,
     pod TEXT NOT NULL, endpoint TEXT NOT NULL, stream INTEGER NOT NULL,
     attempts INTEGER NOT NULL, input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL, latency_ms REAL NOT NULL, status INTEGER NOT NULL,
+    cost_nusd INTEGER NOT NULL, latency_ms REAL NOT NULL, status INTEGER NOT NULL,
     error_type TEXT NOT NULL, error INTEGER NOT NULL, trace_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
-CREATE INDEX IF NOT EXISTS records_cost ON records (cost_usd);
+CREATE INDEX IF NOT EXISTS records_cost ON records (cost_nusd);
 CREATE TABLE IF NOT EXISTS hourly (
     hour INTEGER NOT NULL,
     namespace TEXT NOT NULL, team TEXT NOT NULL, application TEXT NOT NULL,
@@ -60,25 +64,25 @@ CREATE TABLE IF NOT EXISTS hourly (
     guardrail TEXT NOT NULL,
     requests INTEGER NOT NULL, errors INTEGER NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cost_usd REAL NOT NULL, latency_ms REAL NOT NULL,
+    cost_nusd INTEGER NOT NULL, latency_ms REAL NOT NULL,
     PRIMARY KEY (hour, {_DIM_COLUMNS})
 );
 """
 _INSERT_RECORD = f"""
 INSERT OR IGNORE INTO records (id, ts, {_DIM_COLUMNS}, pod, endpoint, stream, attempts,
-    input_tokens, output_tokens, cost_usd, latency_ms, status, error_type, error, trace_id)
+    input_tokens, output_tokens, cost_nusd, latency_ms, status, error_type, error, trace_id)
 VALUES ({", ".join("?" * (len(DIMENSIONS) + 14))})
 """
 _UPSERT_HOURLY = f"""
 INSERT INTO hourly (hour, {_DIM_COLUMNS}, requests, errors, input_tokens, output_tokens,
-    cost_usd, latency_ms)
+    cost_nusd, latency_ms)
 VALUES ({", ".join("?" * (len(DIMENSIONS) + 7))})
 ON CONFLICT (hour, {_DIM_COLUMNS}) DO UPDATE SET
     requests = requests + excluded.requests,
     errors = errors + excluded.errors,
     input_tokens = input_tokens + excluded.input_tokens,
     output_tokens = output_tokens + excluded.output_tokens,
-    cost_usd = cost_usd + excluded.cost_usd,
+    cost_nusd = cost_nusd + excluded.cost_nusd,
     latency_ms = latency_ms + excluded.latency_ms
 """
 # SQLite allows 32766 host parameters since 3.32; stay well below.
@@ -172,6 +176,21 @@ class UsageStore:
         """Delete records and rollups past their retention: (records, rollup rows)."""
         with self._lock:
             return self._prune_locked(self.clock())
+
+    def cost_by(self, by: str, since: float, until: float) -> queries.CostReport:
+        """Cost and tokens per value of the dimension `by`, with a per-day trend."""
+        with self.reading() as conn:
+            return queries.cost_by(conn, by, since, until)
+
+    def top(self, limit: int, since: float, until: float) -> queries.TopReport:
+        """The most expensive requests, with their trace ids."""
+        with self.reading() as conn:
+            return queries.top(conn, limit, since, until)
+
+    def rates(self, since: float, until: float) -> queries.RatesReport:
+        """Error, fallback and guardrail-verdict rates."""
+        with self.reading() as conn:
+            return queries.rates(conn, since, until)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:

@@ -11,15 +11,14 @@ from sidelight_proto.v1 import usage_pb2
 from tests.operator.usage.factory import T0, record
 
 
-def totals(store: UsageStore) -> tuple[tuple[int, int, int, float], tuple[int, int, int, float]]:
+def totals(store: UsageStore) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(requests, input, output, cost) summed over the records and over the rollups."""
     with store.reading() as conn:
         raw = conn.execute(
-            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), ROUND(SUM(cost_usd), 9)"
-            " FROM records"
+            "SELECT COUNT(*), SUM(input_tokens), SUM(output_tokens), SUM(cost_nusd) FROM records"
         ).fetchone()
         rolled = conn.execute(
-            "SELECT SUM(requests), SUM(input_tokens), SUM(output_tokens), ROUND(SUM(cost_usd), 9)"
+            "SELECT SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cost_nusd)"
             " FROM hourly"
         ).fetchone()
     return tuple(raw), tuple(rolled)
@@ -36,7 +35,7 @@ def test_ingest_counts_each_id_once() -> None:
     assert store.ingest([record("b"), record("c", input_tokens=40, cost_usd=0.5)]) == 1
     assert store.ingest([]) == 0
     raw, rolled = totals(store)
-    assert raw == (3, 70, 150, 0.52)
+    assert raw == (3, 70, 150, 520_000_000)
     assert rolled == raw
 
 

@@ -1,0 +1,157 @@
+"""Queries over the usage store: cost by dimension with day trends, top requests, rates."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidelight_operator.usage.dimensions import guardrail_summary
+from sidelight_operator.usage.queries import QueryError
+from sidelight_operator.usage.store import DAY_S, UsageStore
+from tests.operator.usage.factory import T0, record
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def store() -> UsageStore:
+    now = T0 + 3 * DAY_S
+    store = UsageStore(clock=lambda: now)
+    store.ingest(
+        [
+            record("a", T0 + 10, team="payments", cost_usd=0.25, input_tokens=10, output_tokens=1),
+            record("b", T0 + HOUR + 5, team="payments", cost_usd=0.5, input_tokens=20),
+            record("c", T0 + DAY_S + 7, team="search", cost_usd=2.0, status=500, fallback=True),
+            record(
+                "d", T0 + DAY_S + 8, team="search", cost_usd=0.125, verdicts=("pass", "blocked")
+            ),
+            record("e", T0 + 2 * DAY_S, team="", cost_usd=0.0625, verdicts=("redacted", "pass")),
+        ]
+    )
+    return store
+
+
+def test_cost_by_team_with_day_trend(store: UsageStore) -> None:
+    report = store.cost_by("team", T0, T0 + 3 * DAY_S)
+    assert report["days"] == ["2025-03-03", "2025-03-04", "2025-03-05"]
+    assert report["total"] == {
+        "requests": 5,
+        "errors": 1,
+        "input_tokens": 330,
+        "output_tokens": 201,
+        "cost_usd": 2.9375,
+    }
+    groups = report["groups"]
+    assert [(g["key"], g["requests"], g["cost_usd"]) for g in groups] == [
+        ("search", 2, 2.125),
+        ("payments", 2, 0.75),
+        ("", 1, 0.0625),
+    ]
+    assert [day["cost_usd"] for day in groups[0]["trend"]] == [0.0, 2.125, 0.0]
+    assert [day["input_tokens"] for day in groups[1]["trend"]] == [30, 0, 0]
+    assert groups[1]["output_tokens"] == 51
+
+
+def test_partial_hours_at_the_edges_are_exact(store: UsageStore) -> None:
+    # [T0+5, T0+HOUR+6): "a" and "b" from records at both ragged edges.
+    report = store.cost_by("team", T0 + 5, T0 + HOUR + 6)
+    assert report["total"]["requests"] == 2
+    # Inside one hour, excluding "a" at T0+10.
+    assert store.cost_by("team", T0 + 11, T0 + 100)["total"]["requests"] == 0
+    # Whole hours only: the rollups.
+    assert store.cost_by("team", T0, T0 + HOUR)["total"]["requests"] == 1
+
+
+def test_rollups_answer_after_records_are_pruned() -> None:
+    now = [T0]
+    store = UsageStore(retention_s=DAY_S, clock=lambda: now[0])
+    store.ingest([record("a", T0, cost_usd=1.5), record("b", T0 + 30, cost_usd=0.5)])
+    now[0] = T0 + 5 * DAY_S
+    store.prune()
+    assert store.cost_by("served_model", T0, now[0])["total"] == {
+        "requests": 2,
+        "errors": 0,
+        "input_tokens": 200,
+        "output_tokens": 100,
+        "cost_usd": 2.0,
+    }
+    assert store.top(10, T0, now[0])["requests"] == []
+
+
+def test_group_by_fallback_and_guardrail(store: UsageStore) -> None:
+    by_fallback = store.cost_by("fallback", T0, T0 + 3 * DAY_S)["groups"]
+    assert [(g["key"], g["requests"]) for g in by_fallback] == [("true", 1), ("false", 4)]
+    by_verdict = store.cost_by("guardrail", T0, T0 + 3 * DAY_S)["groups"]
+    assert {g["key"]: g["requests"] for g in by_verdict} == {
+        "none": 3,
+        "blocked": 1,
+        "redacted": 1,
+    }
+
+
+def test_route_dimension_joins_route_set_and_rule(store: UsageStore) -> None:
+    groups = store.cost_by("route", T0, T0 + 3 * DAY_S)["groups"]
+    assert [g["key"] for g in groups] == ["shop/assistant#default"]
+
+
+def test_top_lists_the_most_expensive_with_trace_ids(store: UsageStore) -> None:
+    top = store.top(2, T0, T0 + 3 * DAY_S)["requests"]
+    assert [(r["id"], r["cost_usd"], r["trace_id"]) for r in top] == [
+        ("c", 2.0, record("c").trace_id),
+        ("b", 0.5, record("b").trace_id),
+    ]
+    assert top[0]["time"] == "2025-03-04T00:00:07.000Z"
+    assert top[0]["fallback"] is True
+    assert top[0]["status"] == 500
+    assert top[0]["team"] == "search"
+
+
+def test_rates(store: UsageStore) -> None:
+    rates = store.rates(T0, T0 + 3 * DAY_S)
+    assert rates["requests"] == 5
+    assert rates["fallbacks"] == 1
+    assert rates["fallback_rate"] == 0.2
+    assert rates["error_rate"] == 0.2
+    assert rates["guardrails"] == {
+        "blocked": {"requests": 1, "rate": 0.2},
+        "redacted": {"requests": 1, "rate": 0.2},
+        "flagged": {"requests": 0, "rate": 0.0},
+        "pass": {"requests": 0, "rate": 0.0},
+        "none": {"requests": 3, "rate": 0.6},
+    }
+
+
+def test_empty_range_has_zero_rates(store: UsageStore) -> None:
+    rates = store.rates(T0 - DAY_S, T0)
+    assert rates["requests"] == 0
+    assert rates["fallback_rate"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("call", "parameter"),
+    [
+        (lambda s: s.cost_by("colour", T0, T0 + 1), "by"),
+        (lambda s: s.cost_by("team", T0, T0), "until"),
+        (lambda s: s.top(0, T0, T0 + 1), "limit"),
+        (lambda s: s.rates(T0 + 1, T0), "until"),
+    ],
+)
+def test_bad_queries_name_the_parameter(store: UsageStore, call: object, parameter: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        call(store)  # type: ignore[operator]
+    assert caught.value.parameter == parameter
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "summary"),
+    [
+        ((), "none"),
+        (("pass",), "pass"),
+        (("pass", "flagged"), "flagged"),
+        (("flagged", "redacted"), "redacted"),
+        (("redacted", "blocked", "pass"), "blocked"),
+    ],
+)
+def test_guardrail_summary_is_the_most_severe_verdict(
+    verdicts: tuple[str, ...], summary: str
+) -> None:
+    assert guardrail_summary(record("x", verdicts=verdicts)) == summary
