@@ -4,6 +4,8 @@ The handler is plumbing only: read the bearer token and the first message,
 authenticate, bind the stream to the `PodRef` the authenticator returns, then
 write what the hub queues and pass every answer back to it. The hub never
 sees a socket, and a stream can only ever carry its own pod's snapshot.
+ReportUsage is authenticated the same way and handed to `serve_reports`
+(usage.py) with the pod; without `UsageReporting` it is UNIMPLEMENTED.
 
 `serve` starts a grpc.aio server in the running event loop: with TLS (the
 operator's serving certificate and key, PEM) in a cluster, or in plain text
@@ -29,6 +31,7 @@ from sidelight_operator.controlplane.auth import (
     bearer_token,
 )
 from sidelight_operator.controlplane.hub import Hub, Session, SnapshotUnavailable
+from sidelight_operator.controlplane.usage import UsageReporting, serve_reports
 from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -48,11 +51,14 @@ Requests = AsyncIterator[control_plane_pb2.SnapshotRequest]
 
 
 class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
-    """StreamSnapshots over a `Hub`, each stream bound to its authenticated pod."""
+    """StreamSnapshots over a `Hub` and ReportUsage, each stream bound to its authenticated pod."""
 
-    def __init__(self, hub: Hub, authenticator: Authenticator) -> None:
+    def __init__(
+        self, hub: Hub, authenticator: Authenticator, usage: UsageReporting | None = None
+    ) -> None:
         self.hub = hub
         self.authenticator = authenticator
+        self.usage = usage
 
     async def StreamSnapshots(
         self, request_iterator: Requests, context: aio.ServicerContext[object, object]
@@ -64,7 +70,7 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
             return
         except TimeoutError:
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
-        pod = await self._authenticate(first, context)
+        pod = await self._authenticate(first.node, context)
         try:
             session = self.hub.connect(pod, first)
         except SnapshotUnavailable as exc:
@@ -84,19 +90,35 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
         request_iterator: AsyncIterator[control_plane_pb2.UsageReport],
         context: aio.ServicerContext[object, object],
     ) -> AsyncIterator[control_plane_pb2.UsageAck]:
-        """Not served yet: usage reports arrive with the usage aggregation."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "usage reports are not served yet")
-        yield control_plane_pb2.UsageAck()  # type: ignore[unreachable]  # makes this a stream
+        """Authenticate, then store each report's records as the pod's and acknowledge them."""
+        if self.usage is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this operator stores no usage")
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
+        pod = await self._authenticate(first.node, context)
+        acks = serve_reports(self.usage, pod, first, request_iterator)
+        try:
+            async for ack in acks:
+                yield ack
+        except aio.AioRpcError as exc:
+            log.debug("usage stream of %s ended: %s", pod.name, exc.code())
+        except Exception:  # the store failed: the sidecar keeps its records and re-sends
+            log.exception("storing usage of %s/%s failed", pod.namespace, pod.name)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the usage store failed")
+        finally:
+            await acks.aclose()
 
     async def _authenticate(
-        self,
-        first: control_plane_pb2.SnapshotRequest,
-        context: aio.ServicerContext[object, object],
+        self, node: control_plane_pb2.Node, context: aio.ServicerContext[object, object]
     ) -> PodRef:
         token = bearer_token(context.invocation_metadata() or ())
         peer = context.peer()
         try:
-            return await self.authenticator.authenticate(token, first.node, peer)
+            return await self.authenticator.authenticate(token, node, peer)
         except Unauthenticated as exc:
             log.warning("stream from %s refused: %s", peer, exc.reason)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.reason)
@@ -131,11 +153,15 @@ async def serve(
     authenticator: Authenticator,
     address: str,
     tls: tuple[bytes, bytes] | None = None,
+    usage: UsageReporting | None = None,
 ) -> ControlPlaneServer:
-    """Serve the ControlPlane on `address` (port 0: a free one); `tls` is (cert, key) PEM."""
+    """Serve the ControlPlane on `address` (port 0: a free one); `tls` is (cert, key) PEM.
+
+    Without `usage` ReportUsage answers UNIMPLEMENTED.
+    """
     server = aio.server(options=SERVER_OPTIONS)
     control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(
-        ControlPlaneService(hub, authenticator), server
+        ControlPlaneService(hub, authenticator, usage), server
     )
     if tls is None:
         port = server.add_insecure_port(address)

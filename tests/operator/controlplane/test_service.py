@@ -208,11 +208,3 @@ async def test_the_loopback_authenticator_needs_a_named_node() -> None:
         await call.write(hello())
         assert (await read(call)).snapshot.route_sets[0].source.namespace == "team-a"
         call.cancel()
-
-
-async def test_usage_reports_are_not_served_yet(channel: aio.Channel) -> None:
-    stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
-    call = stub.ReportUsage(None)
-    with pytest.raises(aio.AioRpcError) as caught:
-        await call.read()
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
