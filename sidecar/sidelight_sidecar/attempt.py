@@ -353,11 +353,17 @@ async def _stream(
     inbound = ex.inbound
     assert inbound is not None
     transcoder: Transcoder = transcoder_for(
-        ex.op.api_format, backend.provider.api_format, backend.model, inbound.wants_usage
+        ex.op.api_format,
+        backend.provider.api_format,
+        backend.model,
+        inbound.wants_usage,
+        responses=ex.op is Operation.RESPONSES,
     )
     guarded: GuardedTranscoder | None = None
-    if ex.guard is not None and ex.guard.filters_output and ex.op is not Operation.RESPONSES:
-        transcoder = guarded = GuardedTranscoder(transcoder, ex.guard, ex.op.api_format)
+    if ex.guard is not None and ex.guard.filters_output:
+        transcoder = guarded = GuardedTranscoder(
+            transcoder, ex.guard, ex.op.api_format, responses=ex.op is Operation.RESPONSES
+        )
     parser = SSEParser()
     downstream: web.StreamResponse | None = None
     try:

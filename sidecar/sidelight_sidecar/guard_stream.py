@@ -15,6 +15,11 @@ than `holdback` characters is always seen whole, wherever the chunks split
 it, and a block stops the stream before any of the blocked text went out.
 The price is latency: text reaches the caller `holdback` characters late.
 
+For the OpenAI Responses API the text deltas are filtered the same way,
+and the events that repeat the whole text (`response.output_text.done`,
+`response.content_part.done`, `response.output_item.done`,
+`response.completed`) are rewritten to say what was actually sent.
+
 Tool-call arguments streamed as JSON fragments are not scanned here; the
 whole-answer path (`RequestGuard.check_output`) scans them.
 """
@@ -92,12 +97,16 @@ def _safe_cut(cut: int, spans: tuple[tuple[int, int], ...]) -> int:
 class GuardedTranscoder:
     """A transcoder whose caller events pass through the request's output guardrails."""
 
-    def __init__(self, inner: Transcoder, guard: RequestGuard, api: ApiFormat) -> None:
+    def __init__(
+        self, inner: Transcoder, guard: RequestGuard, api: ApiFormat, *, responses: bool = False
+    ) -> None:
         self._inner = inner
         self._guard = guard
         self._api = api
+        self._responses = responses
         self._parser = SSEParser()
-        self._filters: dict[int, TextFilter] = {}
+        self._filters: dict[object, TextFilter] = {}
+        self._emitted: dict[tuple[int, int], str] = {}  # Responses API: text sent, per part
 
     @property
     def usage(self) -> tuple[int, int]:
@@ -114,7 +123,9 @@ class GuardedTranscoder:
         out: list[bytes] = []
         for raw in self._inner.feed(event):
             for caller_event in self._parser.feed(raw):
-                if self._api == "openai":
+                if self._responses:
+                    out.extend(self._responses_event(caller_event))
+                elif self._api == "openai":
                     out.append(self._openai(caller_event))
                 else:
                     out.extend(self._anthropic(caller_event))
@@ -125,7 +136,7 @@ class GuardedTranscoder:
         self._guard.settle_stream(e for f in self._filters.values() for e in f.evaluations)
 
     def _filter(self, index: object) -> TextFilter:
-        key = index if isinstance(index, int) else 0
+        key = index if isinstance(index, (int, tuple)) else 0
         found = self._filters.get(key)
         if found is None:
             found = self._filters[key] = TextFilter(self._guard)
@@ -180,6 +191,51 @@ class GuardedTranscoder:
                     encode_sse(event.data.encode(), name),
                 ]
         return [encode_sse(event.data.encode(), name)]
+
+    def _responses_event(self, event: SSEEvent) -> list[bytes]:
+        """Responses API: filter text deltas; whole texts in later events say what was sent."""
+        name = event.event or ""
+        if not name.startswith("response."):
+            return [encode_sse(event.data.encode(), event.event)]
+        obj = _object(event.data)
+        key = (_int(obj.get("output_index")), _int(obj.get("content_index")))
+        out: list[bytes] = []
+        if name == "response.output_text.delta":
+            text = self._filter(key).feed(str(obj.get("delta", "")))
+            self._emitted[key] = self._emitted.get(key, "") + text
+            if not text:
+                return []
+            obj["delta"] = text
+        elif name == "response.output_text.done":
+            tail = self._filters[key].finish() if key in self._filters else ""
+            if tail:
+                self._emitted[key] = self._emitted.get(key, "") + tail
+                flushed = {**obj, "type": "response.output_text.delta", "delta": tail}
+                flushed.pop("text", None)
+                out.append(encode_sse(orjson.dumps(flushed), "response.output_text.delta"))
+            obj["text"] = self._emitted.get(key, "")
+        elif name == "response.content_part.done" and isinstance(obj.get("part"), dict):
+            obj["part"]["text"] = self._emitted.get(key, obj["part"].get("text", ""))
+        elif name == "response.output_item.done":
+            self._rewrite_item(obj.get("item"), key[0])
+        elif name in ("response.completed", "response.incomplete"):
+            response = obj.get("response")
+            output = response.get("output") if isinstance(response, dict) else None
+            for index, item in enumerate(output if isinstance(output, list) else ()):
+                self._rewrite_item(item, index)
+        out.append(encode_sse(orjson.dumps(obj), name))
+        return out
+
+    def _rewrite_item(self, item: object, output_index: int) -> None:
+        content = item.get("content") if isinstance(item, dict) else None
+        for index, part in enumerate(content if isinstance(content, list) else ()):
+            sent = self._emitted.get((output_index, index))
+            if isinstance(part, dict) and "text" in part and sent is not None:
+                part["text"] = sent
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 def _object(data: str) -> dict[str, Any]:

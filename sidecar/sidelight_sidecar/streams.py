@@ -101,10 +101,48 @@ class AnthropicPassthrough:
         return [encode_sse(event.data.encode(), event.event)]
 
 
+class ResponsesPassthrough:
+    """OpenAI Responses API stream to its caller: named events, usage at the end."""
+
+    _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def __init__(self) -> None:
+        self.usage = (0, 0)
+        self.finished = False
+
+    def feed(self, event: SSEEvent) -> list[bytes]:
+        """Pass the event through; read usage from the terminal event."""
+        name = event.event
+        if name in self._TERMINAL:
+            try:
+                obj = orjson.loads(event.data)
+            except orjson.JSONDecodeError as exc:
+                raise MalformedStream("upstream sent an event that is not JSON") from exc
+            response = obj.get("response") if isinstance(obj, dict) else None
+            usage = response.get("usage") if isinstance(response, dict) else None
+            if isinstance(usage, dict):
+                self.usage = (
+                    int(usage.get("input_tokens") or 0),
+                    int(usage.get("output_tokens") or 0),
+                )
+            self.finished = True
+        return [encode_sse(event.data.encode(), name)]
+
+
 def transcoder_for(
-    caller_format: ApiFormat, backend_format: ApiFormat, model: str, caller_wants_usage: bool
+    caller_format: ApiFormat,
+    backend_format: ApiFormat,
+    model: str,
+    caller_wants_usage: bool,
+    *,
+    responses: bool = False,
 ) -> Transcoder:
-    """The transcoder between `backend_format` events and a `caller_format` caller."""
+    """The transcoder between `backend_format` events and a `caller_format` caller.
+
+    `responses`: the OpenAI Responses API, served only by OpenAI-format backends.
+    """
+    if responses:
+        return ResponsesPassthrough()
     if caller_format == backend_format:
         if caller_format == "openai":
             return OpenAIPassthrough(caller_wants_usage)

@@ -182,3 +182,15 @@ async def test_embeddings_and_responses(harness: Harness) -> None:
     assert harness.openai_fake.requests[1].path == "/v1/responses"
     records = await harness.usage(2)
     assert [r["endpoint"] for r in records] == ["embeddings", "responses"]
+
+
+async def test_responses_stream_passes_its_named_events_and_usage(harness: Harness) -> None:
+    harness.apply(SEED_ROUTES)
+    stream = await harness.oai.responses.create(model="gpt-4", input="hi there", stream=True)
+    events = [e async for e in stream]
+    assert events[-1].type == "response.completed"
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Echo: hi there"
+    (record,) = await harness.usage(1)
+    assert int(record["output_tokens"]) == 3
+    assert int(record["input_tokens"]) > 0
