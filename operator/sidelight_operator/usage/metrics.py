@@ -1,0 +1,149 @@
+"""Prometheus metrics of usage, updated from each newly ingested record.
+
+Every metric carries the labels namespace, team, application, environment,
+model (the served model) and backend. Label cardinality is bounded: each
+label keeps at most `label_cap` distinct values (in the order they were first
+seen); later values are reported as `other`, and
+`sidelight_usage_label_overflow_total{label}` counts the records that lost a
+value so. The metrics live in the `CollectorRegistry` the caller passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from sidelight_operator.usage.dimensions import NO_GUARDRAIL, guardrail_summary, is_error
+from sidelight_proto.v1 import usage_pb2
+
+LABELS: tuple[str, ...] = ("namespace", "team", "application", "environment", "model", "backend")
+OTHER = "other"
+DEFAULT_LABEL_CAP = 100
+# LLM calls take from tens of milliseconds to minutes.
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+_Children = tuple[Counter, Counter, Counter, Counter, Counter, Counter, Histogram]
+
+
+class LabelLimiter:
+    """Keeps at most `cap` distinct values per label; the rest become `other`."""
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError("label cap must be at least 1")
+        self.cap = cap
+        self._seen: dict[str, set[str]] = {label: set() for label in LABELS}
+
+    def limit(self, label: str, value: str) -> tuple[str, bool]:
+        """The value to report for `label`, and whether it was replaced by `other`."""
+        seen = self._seen[label]
+        if value in seen:
+            return value, False
+        if len(seen) < self.cap:
+            seen.add(value)
+            return value, False
+        return OTHER, True
+
+
+class UsageMetrics:
+    """The usage counters and latency histogram; `observe(records)` after ingest."""
+
+    def __init__(self, registry: CollectorRegistry, label_cap: int = DEFAULT_LABEL_CAP) -> None:
+        self.limiter = LabelLimiter(label_cap)
+        self.tokens = Counter(
+            "sidelight_usage_tokens",
+            "Tokens used, by direction (input or output).",
+            (*LABELS, "direction"),
+            registry=registry,
+        )
+        self.cost = Counter(
+            "sidelight_usage_cost_usd", "Cost in US dollars.", LABELS, registry=registry
+        )
+        self.requests = Counter(
+            "sidelight_usage_requests", "Requests served or refused.", LABELS, registry=registry
+        )
+        self.errors = Counter(
+            "sidelight_usage_errors",
+            "Requests answered with an error (HTTP status 400 or more, or a named error).",
+            LABELS,
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "sidelight_usage_fallbacks",
+            "Requests served by another backend than the route's first.",
+            LABELS,
+            registry=registry,
+        )
+        self.verdicts = Counter(
+            "sidelight_usage_guardrail_verdicts",
+            "Requests by their most severe guardrail verdict (blocked, redacted, flagged, pass).",
+            (*LABELS, "verdict"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "sidelight_usage_request_duration_seconds",
+            "Request latency as the sidecar measured it, in seconds.",
+            LABELS,
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.overflow = Counter(
+            "sidelight_usage_label_overflow",
+            "Records whose label value was reported as 'other' (label cap reached).",
+            ("label",),
+            registry=registry,
+        )
+        self._children: dict[tuple[str, ...], _Children] = {}
+
+    def observe(self, records: Sequence[usage_pb2.UsageRecord]) -> None:
+        """Count the records; call once per newly stored record (UsageStore listener)."""
+        for record in records:
+            identity = record.identity
+            raw = (
+                identity.namespace,
+                identity.team,
+                identity.application or identity.workload,
+                identity.environment,
+                record.served_model,
+                record.backend,
+            )
+            values = self._labels(raw)
+            children = self._children.get(values)
+            if children is None:
+                children = self._bind(values)
+            input_tokens, output_tokens, cost, requests, errors, fallbacks, latency = children
+            input_tokens.inc(record.input_tokens)
+            output_tokens.inc(record.output_tokens)
+            cost.inc(record.cost_usd)
+            requests.inc()
+            if is_error(record):
+                errors.inc()
+            if record.fallback:
+                fallbacks.inc()
+            latency.observe(record.latency_ms / 1000)
+            verdict = guardrail_summary(record)
+            if verdict != NO_GUARDRAIL:
+                self.verdicts.labels(*values, verdict).inc()
+
+    def _labels(self, raw: tuple[str, ...]) -> tuple[str, ...]:
+        values: list[str] = []
+        for label, value in zip(LABELS, raw, strict=True):
+            limited, replaced = self.limiter.limit(label, value)
+            if replaced:
+                self.overflow.labels(label).inc()
+            values.append(limited)
+        return tuple(values)
+
+    def _bind(self, values: tuple[str, ...]) -> _Children:
+        children: _Children = (
+            self.tokens.labels(*values, "input"),
+            self.tokens.labels(*values, "output"),
+            self.cost.labels(*values),
+            self.requests.labels(*values),
+            self.errors.labels(*values),
+            self.fallbacks.labels(*values),
+            self.latency.labels(*values),
+        )
+        self._children[values] = children
+        return children
