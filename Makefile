@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: setup demo test lint typecheck protos-check test-unit test-contract test-e2e bench binaries
+.PHONY: setup demo test lint typecheck protos-check test-unit test-contract test-e2e bench binaries browser
 
 setup: $(STAMP)
 
@@ -28,11 +28,17 @@ typecheck: setup
 protos-check: setup
 	$(PY) -m pytest tests/contract/test_proto_drift.py -q
 
-test-unit: setup
+test-unit: setup browser
 	$(PY) -m pytest tests/sidecar tests/operator tests/cli tests/fake_provider -q
 
 test-contract: setup
 	$(PY) -m pytest tests/contract -q
+
+# The usage page's browser test drives Debian's chromium with playwright
+# (playwright's own browser download is not reachable here; needs root for apt).
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 binaries:
 	e2e/build-binaries
