@@ -136,6 +136,7 @@ class OperatorProcess:
     ca: CertificateAuthority = field(default_factory=lambda: CertificateAuthority("operator-ca"))
     grpc_port: int = field(default_factory=free_port)
     health_port: int = field(default_factory=free_port)
+    usage_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
 
     def __post_init__(self) -> None:
@@ -152,6 +153,8 @@ class OperatorProcess:
         """Start the operator and wait until /readyz says it serves."""
         argv = [sys.executable, "-m", "sidelight_operator", "-v", "--grpc-listen", self.target]
         argv += ["--health-listen", f"127.0.0.1:{self.health_port}"]
+        argv += ["--usage-listen", f"127.0.0.1:{self.usage_port}"]
+        argv += ["--usage-store", str(self.workdir / "usage.db")]
         argv += ["--tls-cert", str(self.workdir / "tls.crt")]
         argv += ["--tls-key", str(self.workdir / "tls.key")]
         for namespace in self.namespaces:

@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 from sidelight_operator.inject.options import add_webhook_arguments, build_webhook_options
+from sidelight_operator.usage.options import add_usage_arguments, build_usage_options
 
 
 def add_operator_command(
@@ -61,6 +62,7 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     add_webhook_arguments(parser)
+    add_usage_arguments(parser)
     parser.set_defaults(run=run_operator_command)
 
 
@@ -95,6 +97,7 @@ def run_operator_command(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespaces),
         audience=args.audience,
         webhook=build_webhook_options(args),
+        usage=build_usage_options(args),
     )
 
     async def run() -> None:

@@ -5,7 +5,8 @@
 1. list every resource into the index (`Reconciler.apply_prime`), so that
    no sidecar is ever sent the empty snapshot of an operator that has not
    read the cluster yet (after a restart, every sidecar reconnects at once);
-2. serve the ControlPlane (gRPC, TLS) and the health probes;
+2. serve the ControlPlane (gRPC, TLS; ReportUsage writes into the usage
+   store), the usage API with `/metrics`, and the health probes;
 3. run kopf (its watches keep the index current, in a thread of its own)
    and the status writer, until `stop` is set or kopf stops.
 
@@ -20,13 +21,15 @@ import asyncio
 import contextlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import kopf
+import yaml
 from kubernetes import client
 
-from sidelight_operator.controlplane import Hub, serve
+from sidelight_operator.controlplane import Hub, UsageReporting, serve
+from sidelight_operator.inject.config import IdentityLabels
 from sidelight_operator.inject.options import WebhookOptions
 from sidelight_operator.inject.server import WebhookServer
 from sidelight_operator.kube.auth import AUDIENCE, TokenReviewAuthenticator
@@ -37,6 +40,8 @@ from sidelight_operator.kube.kinds import KINDS, CrdKind
 from sidelight_operator.kube.reconcile import Reconciler
 from sidelight_operator.kube.snapshots import SnapshotSource
 from sidelight_operator.kube.status import StatusWriter
+from sidelight_operator.usage.options import UsageOptions
+from sidelight_operator.usage.service import UsageService
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class OperatorOptions:
     status_debounce_s: float = 0.2
     webhook: WebhookOptions | None = None
     """Serve the sidecar injection webhook too."""
+    usage: UsageOptions = field(default_factory=UsageOptions)
 
 
 class Operator:
@@ -82,6 +88,7 @@ class Operator:
             api, audience=options.audience, on_pod=self.index.put_pod
         )
         self.webhook = WebhookServer(api, options.webhook) if options.webhook else None
+        self.usage = UsageService(options.usage)
         self.serving = False
 
     def _ready(self) -> bool:
@@ -96,9 +103,13 @@ class Operator:
         count = await asyncio.to_thread(self.reconciler.apply_prime)
         log.info("indexed %d resources", count)
         tls = (self.options.tls_cert.read_bytes(), self.options.tls_key.read_bytes())
-        server = await serve(self.hub, self.authenticator, self.options.grpc_address, tls)
+        reporting = UsageReporting(self.usage.store, identity_labels(self.options.webhook))
+        server = await serve(
+            self.hub, self.authenticator, self.options.grpc_address, tls, usage=reporting
+        )
         if self.webhook is not None:
             await self.webhook.start()
+        await self.usage.start()
         health = await start_health(self.options.health_host, self.options.health_port, self._ready)
         self.serving = True
         status = asyncio.create_task(self.status.run(), name="status writer")
@@ -130,5 +141,16 @@ class Operator:
             await server.stop(grace=1.0)
             if self.webhook is not None:
                 await self.webhook.stop()
+            await self.usage.stop()
             await health.cleanup()
             await watching
+
+
+def identity_labels(webhook: WebhookOptions | None) -> IdentityLabels:
+    """The pod labels naming team, application and environment: the injection config's."""
+    if webhook is None:
+        return IdentityLabels()
+    document = yaml.safe_load(webhook.config_path.read_text()) or {}
+    labels = document.get("identityLabels") or {}
+    names = ("team", "application", "environment")
+    return IdentityLabels(**{name: str(labels[name]) for name in names if name in labels})
