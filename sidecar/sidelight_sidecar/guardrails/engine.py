@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from itertools import chain
 from time import perf_counter_ns
 from typing import NamedTuple
 
@@ -125,10 +123,18 @@ _Check = Callable[[Sequence[str], str, int], "_Hit | None"]
 
 
 def _detect(detectors: tuple[Detector, ...]) -> _Check:
+    finders = tuple(d.find for d in detectors)
+    if len(finders) == 1:
+        (find,) = finders
+
+        def check_one(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
+            found = tuple([resolve_overlaps(find(t)) for t in texts])
+            return _Hit(found) if any(found) else None
+
+        return check_one
+
     def check(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
-        found = tuple(
-            resolve_overlaps(chain.from_iterable(d.find(t) for d in detectors)) for t in texts
-        )
+        found = tuple([resolve_overlaps([f for find in finders for f in find(t)]) for t in texts])
         return _Hit(found) if any(found) else None
 
     return check
@@ -221,42 +227,57 @@ def _evaluate(
     started = perf_counter_ns()
     mapping = redactions if redactions is not None else RedactionMap()
     verdicts: list[RuleVerdict] = []
-    to_redact: list[list[Finding]] = [[] for _ in texts]
-    found_at: list[list[tuple[int, int]]] = [[] for _ in texts]
+    to_redact: list[list[Finding]] | None = None
+    found_at: list[list[tuple[int, int]]] | None = None
     restorable: set[Finding] = set()
     blocked_by: RuleVerdict | None = None
     for rule in rules:
         t0 = perf_counter_ns()
         hit = rule.check(texts, model, input_tokens)
-        verdict = _verdict(rule, hit)
-        if hit is not None:
-            for at, found in zip(found_at, hit.findings, strict=False):
-                at.extend((f.start, f.end) for f in found)
-        if hit is not None and verdict is Verdict.REDACTED:
-            for pending, found in zip(to_redact, hit.findings, strict=True):
-                pending.extend(found)
-                if rule.restore and restoring:
-                    restorable.update(found)
+        if hit is None:
+            latency = (perf_counter_ns() - t0) / 1000
+            verdicts.append(
+                RuleVerdict(
+                    rule.guardrail, rule.name, rule.action, _PASS, rule.audit, {}, None, latency
+                )
+            )
+            continue
+        verdict = _verdict(rule)
+        findings = hit.findings
+        if findings:
+            if found_at is None:
+                found_at = [[] for _ in texts]
+            for at, found in zip(found_at, findings, strict=False):
+                at.extend([(f.start, f.end) for f in found])
+            if verdict is _REDACTED:
+                if to_redact is None:
+                    to_redact = [[] for _ in texts]
+                for pending, found in zip(to_redact, findings, strict=True):
+                    pending.extend(found)
+                    if rule.restore and restoring:
+                        restorable.update(found)
         result = RuleVerdict(
-            guardrail=rule.guardrail,
-            rule=rule.name,
-            action=rule.action,
-            verdict=verdict,
-            audit=rule.audit,
-            entities=_counts(hit),
-            score=_score(hit),
-            latency_us=(perf_counter_ns() - t0) / 1000,
-            detail=hit.detail if hit else "",
+            rule.guardrail,
+            rule.name,
+            rule.action,
+            verdict,
+            rule.audit,
+            _counts(findings),
+            _score(findings),
+            (perf_counter_ns() - t0) / 1000,
+            hit.detail,
         )
         verdicts.append(result)
-        if verdict is Verdict.BLOCKED:
+        if verdict is _BLOCKED:
             blocked_by = result
             break
     out = tuple(texts)
-    if blocked_by is None and any(to_redact):
+    if blocked_by is None and to_redact is not None and any(to_redact):
         out = tuple(
-            redact(text, found, mapping, restorable=restorable)
-            for text, found in zip(texts, to_redact, strict=True)
+            [
+                redact(text, found, mapping, restorable=restorable)
+                for text, found in zip(texts, to_redact, strict=True)
+            ]
         )
     return Evaluation(
         verdicts=tuple(verdicts),
@@ -264,28 +285,32 @@ def _evaluate(
         texts=out,
         redactions=mapping,
         latency_us=(perf_counter_ns() - started) / 1000,
-        spans=tuple(tuple(at) for at in found_at),
+        spans=tuple([tuple(at) for at in found_at]) if found_at else ((),) * len(texts),
     )
 
 
-def _verdict(rule: Rule, hit: _Hit | None) -> Verdict:
-    if hit is None:
-        return Verdict.PASS
+_PASS, _BLOCKED, _REDACTED = Verdict.PASS, Verdict.BLOCKED, Verdict.REDACTED
+
+
+def _verdict(rule: Rule) -> Verdict:
+    """What a rule that found something does."""
     if rule.audit or rule.action is Action.AUDIT:
         return Verdict.FLAGGED
     return _INTENDED[rule.action]
 
 
-def _counts(hit: _Hit | None) -> Mapping[str, int]:
-    if hit is None:
-        return {}
-    return dict(Counter(f.entity for found in hit.findings for f in found))
+def _counts(findings: tuple[list[Finding], ...]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for found in findings:
+        for f in found:
+            counts[f.entity] = counts.get(f.entity, 0) + 1
+    return counts
 
 
-def _score(hit: _Hit | None) -> float | None:
-    if hit is None or not hit.findings:
+def _score(findings: tuple[list[Finding], ...]) -> float | None:
+    if not findings:
         return None
-    return max(f.score for f in chain.from_iterable(hit.findings))
+    return max([f.score for found in findings for f in found])
 
 
 # ------------------------------------------------------------------ build

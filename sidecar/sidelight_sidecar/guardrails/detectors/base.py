@@ -88,7 +88,26 @@ class DetectorRegistry:
 
 def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
     """Non-overlapping findings sorted by start: the longest wins, then the earliest."""
-    ranked = sorted(findings, key=lambda f: (f.start - f.end, f.start))
+    given = findings if isinstance(findings, list) else list(findings)
+    if len(given) < 2:
+        return list(given)
+    # The common case, findings that do not touch each other, needs no ranking.
+    by_start = sorted(given)
+    prev_start = prev_end = -1
+    for finding in by_start:
+        start, end = finding[0], finding[1]
+        if start <= prev_start or start < prev_end or end < start:
+            return _longest_first(given)
+        prev_start, prev_end = start, end
+    return by_start
+
+
+def _rank(finding: Finding) -> tuple[int, int]:
+    return finding.start - finding.end, finding.start
+
+
+def _longest_first(findings: list[Finding]) -> list[Finding]:
+    ranked = sorted(findings, key=_rank)
     starts: list[int] = []
     kept: list[Finding] = []
     for finding in ranked:
