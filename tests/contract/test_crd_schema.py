@@ -34,7 +34,7 @@ KEYWORDS = {
     "type", "description", "properties", "required", "additionalProperties", "items",
     "enum", "minimum", "maximum", "minLength", "maxLength", "pattern", "format",
     "minItems", "maxItems", "minProperties", "maxProperties", "x-kubernetes-validations",
-    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type",
+    "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "default",
 }  # fmt: skip
 PRINTER_TYPES = {"integer", "number", "string", "boolean", "date"}
 DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
@@ -107,6 +107,8 @@ def test_crd_is_structural(path: Path) -> None:
             for rule in schema.get("x-kubernetes-validations", []):
                 assert rule.get("message"), f"{where}: {rule['rule']} has no message"
                 assert "\n" not in rule["rule"], f"{where}: {rule['rule']} spans lines"
+            if "default" in schema:
+                assert validate(schema["default"], schema) == [], f"{where}: invalid default"
 
 
 @pytest.mark.parametrize("path", crd_files(), ids=lambda p: p.name)
@@ -334,7 +336,9 @@ def with_secrets(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_examples_exist() -> None:
     names = {p.name for p in example_sets()}
     assert {"llmroute-assistant.yaml", "llmroute-azure.yaml", "llmroute-vllm.yaml"} <= names
+    assert "guardrail-customer-data.yaml" in names
     assert "standalone" in names
+    assert (EXAMPLES / "standalone" / "guardrail.yaml").is_file()
 
 
 @pytest.mark.parametrize(("name", "doc"), example_params())
