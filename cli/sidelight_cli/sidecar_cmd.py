@@ -9,6 +9,12 @@ with the projected service-account token in `--token-file` (read again on
 every connect). Identity comes from the pod's environment (SIDELIGHT_POD_*
 and SIDELIGHT_SERVICE_ACCOUNT) and labels from `--labels-file`.
 
+Usage records go to the operator over the same connection (ReportUsage),
+spooled in `--usage-spool` (default: `usage-spool` next to the snapshot, on
+the pod's emptyDir) up to `--usage-spool-bytes`; on SIGTERM the sidecar stops
+accepting requests and sends what is left for up to `--usage-flush-timeout`
+seconds, keeping the rest on disk for its next start.
+
 Plain text is allowed to a loopback control plane only: a token must never
 cross a network unencrypted.
 """
@@ -21,11 +27,14 @@ import ipaddress
 import logging
 import signal
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 from sidelight_sidecar.agent import ControlPlaneAgent
 from sidelight_sidecar.agent_node import node_from_env
 from sidelight_sidecar.server import Sidecar, SidecarOptions
+from sidelight_sidecar.usage_spool import DEFAULT_MAX_BYTES
 
 
 def host_port(value: str) -> tuple[str, int]:
@@ -70,6 +79,26 @@ def add_sidecar_command(
         "--snapshot-path", type=Path, default=None, help="where the last good snapshot is kept"
     )
     cmd.add_argument("--usage-log", type=Path, default=None, help="JSON-lines usage records")
+    cmd.add_argument(
+        "--usage-spool",
+        type=Path,
+        default=None,
+        help="directory of usage records not yet acknowledged by the operator "
+        "(default: usage-spool next to --snapshot-path, else a temporary one)",
+    )
+    cmd.add_argument(
+        "--usage-spool-bytes",
+        type=int,
+        default=DEFAULT_MAX_BYTES,
+        help="the spool's size limit; records beyond it are dropped and counted",
+    )
+    cmd.add_argument(
+        "--usage-flush-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long to keep sending spooled usage records",
+    )
     cmd.add_argument("--otlp-endpoint", default=None, help="OTLP/HTTP base URL for traces")
 
 
@@ -91,28 +120,34 @@ async def run_sidecar(args: argparse.Namespace, stop: asyncio.Event | None = Non
             otlp_endpoint=args.otlp_endpoint,
             usage_path=args.usage_log,
             snapshot_path=args.snapshot_path,
+            usage_spool_bytes=args.usage_spool_bytes,
+            usage_flush_timeout_s=args.usage_flush_timeout,
         )
     )
+    node = node_from_env(labels_path=args.labels_file)
     agent = ControlPlaneAgent(
-        sidecar.store,
-        _target(host, port),
-        node_from_env(labels_path=args.labels_file),
-        token_path=args.token_file,
-        ca_path=args.ca,
+        sidecar.store, _target(host, port), node, token_path=args.token_file, ca_path=args.ca
     )
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-    try:
-        await sidecar.start()
-        agent.start()
-        print(f"sidelight sidecar listening on {sidecar.url}", file=sys.stderr, flush=True)
-        await stop.wait()
-    finally:
-        await agent.stop()
-        await sidecar.stop()
+    with ExitStack() as scratch:
+        spool = args.usage_spool or (
+            args.snapshot_path.parent / "usage-spool"
+            if args.snapshot_path is not None
+            else Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="sidelight-")))
+        )
+        sidecar.report_usage(agent.connection, node, spool)
+        try:
+            await sidecar.start()
+            agent.start()
+            print(f"sidelight sidecar listening on {sidecar.url}", file=sys.stderr, flush=True)
+            await stop.wait()
+        finally:
+            await agent.stop()
+            await sidecar.stop()
     return 0
 
 

@@ -15,6 +15,10 @@ sending it as `authorization: Bearer <token>`. With a CA file the channel is
 TLS and the operator's certificate must chain to it; without one it is plain
 text, which only standalone mode on loopback uses. Logs name versions,
 states and reasons, never the token or a snapshot's content.
+
+`ControlPlaneConnection` is how to reach the operator (target, token, CA);
+the usage reporter (usage_report.py) opens its ReportUsage stream with the
+same one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import enum
 import logging
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -36,12 +41,36 @@ from sidelight_sidecar.retry import Backoff
 log = logging.getLogger(__name__)
 
 RECONNECT = Backoff(base_s=0.5, max_s=30.0)
+MAX_DOUBLINGS = 32  # the backoff's cap is reached long before; 2**n stays a float
 CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
 )
+
+
+@dataclass(frozen=True)
+class ControlPlaneConnection:
+    """How to reach the operator: HOST:PORT, the token file, the CA file (None: plain text)."""
+
+    target: str
+    token_path: Path | None = None
+    ca_path: Path | None = None
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call metadata: the token, read again now (it rotates)."""
+        if self.token_path is None:
+            return ()
+        token = self.token_path.read_text(encoding="utf-8").strip()
+        return (("authorization", f"Bearer {token}"),)
+
+    def channel(self) -> aio.Channel:
+        """A new channel: TLS trusting the CA file (read now), or plain text without one."""
+        if self.ca_path is None:
+            return aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        credentials = grpc.ssl_channel_credentials(root_certificates=self.ca_path.read_bytes())
+        return aio.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
 
 
 class AgentState(enum.Enum):
@@ -69,13 +98,17 @@ class ControlPlaneAgent:
         self.store = store
         self.target = target
         self.node = node
-        self.token_path = token_path
-        self.ca_path = ca_path
+        self.connection = ControlPlaneConnection(target, token_path, ca_path)
         self.backoff = backoff
         self.state = AgentState.DISCONNECTED
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""  # why the last stream ended; "" while connected
+
+    @property
+    def token_path(self) -> Path | None:
+        """The projected service-account token file, read on every connect."""
+        return self.connection.token_path
 
     def start(self) -> None:
         """Run the agent in a task of the running loop."""
@@ -108,7 +141,7 @@ class ControlPlaneAgent:
                 log.exception("control-plane stream failed")
                 received = False
                 error = type(exc).__name__
-            failures = 1 if received else failures + 1
+            failures = 1 if received else min(failures + 1, MAX_DOUBLINGS)
             delay = self.backoff.delay(failures, self._rng)
             self._disconnected(error, delay)
             await asyncio.sleep(delay)
@@ -158,9 +191,9 @@ class ControlPlaneAgent:
 
     async def _stream(self) -> bool:
         """One stream, until it ends; whether any snapshot came on it."""
-        metadata = self._metadata()
+        metadata = self.connection.metadata()
         received = False
-        async with self._channel() as channel:
+        async with self.connection.channel() as channel:
             stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
             call = stub.StreamSnapshots(None, metadata=metadata)
             try:
@@ -179,18 +212,6 @@ class ControlPlaneAgent:
             finally:
                 call.cancel()
         return received
-
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        if self.token_path is None:
-            return ()
-        token = self.token_path.read_text(encoding="utf-8").strip()
-        return (("authorization", f"Bearer {token}"),)
-
-    def _channel(self) -> aio.Channel:
-        if self.ca_path is None:
-            return aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-        credentials = grpc.ssl_channel_credentials(root_certificates=self.ca_path.read_bytes())
-        return aio.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
 
     def _connected(self) -> None:
         self.state = AgentState.CONNECTED

@@ -2,8 +2,15 @@
 
 Routes: the OpenAI API (`/v1/chat/completions`, `/v1/embeddings`,
 `/v1/responses`, `/v1/models`), the Anthropic Messages API (`/v1/messages`),
-`/healthz` (the process is up) and `/readyz` (a configuration is loaded).
+`/healthz` (the process is up), `/readyz` (a configuration is loaded) and
+`/metrics` (what became of the usage records, usage_metrics.py).
 Anything else gets a 404 in the API format the caller seems to speak.
+
+Usage records go to every sink of `Sidecar.usage`: the JSON-lines file of
+`usage_path`, and the operator once `report_usage` was called (before
+`start`). `stop` stops accepting requests, drains the queue into the sinks,
+then gives the reporter up to `usage_flush_timeout_s` to have the spool
+acknowledged; what is left stays on disk for the next start.
 """
 
 from __future__ import annotations
@@ -17,8 +24,11 @@ from pathlib import Path
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler as MetricsHandler
 from opentelemetry.sdk.trace import TracerProvider
 
+from sidelight_proto.v1 import control_plane_pb2
+from sidelight_sidecar.agent import ControlPlaneConnection
 from sidelight_sidecar.config_store import ConfigStore
 from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.identity import Identity
@@ -29,6 +39,9 @@ from sidelight_sidecar.telemetry import build_tracer_provider, tracer_of
 from sidelight_sidecar.tokens import TokenCounter
 from sidelight_sidecar.upstream import Operation
 from sidelight_sidecar.usage import JsonLinesSink, UsageQueue, UsageSink
+from sidelight_sidecar.usage_metrics import build_metrics_handler
+from sidelight_sidecar.usage_report import GrpcUsageSink
+from sidelight_sidecar.usage_spool import DEFAULT_MAX_BYTES, UsageSpool
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +55,8 @@ def _api(proxy: Proxy, op: Operation) -> Handler:
     return handler
 
 
-def build_app(proxy: Proxy) -> web.Application:
-    """The aiohttp application that serves `proxy`."""
+def build_app(proxy: Proxy, metrics: MetricsHandler | None = None) -> web.Application:
+    """The aiohttp application that serves `proxy` (and `metrics` on /metrics)."""
     app = web.Application(client_max_size=proxy.settings.max_body_bytes)
 
     async def models(request: web.Request) -> web.Response:
@@ -90,6 +103,8 @@ def build_app(proxy: Proxy) -> web.Application:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 
@@ -103,6 +118,8 @@ class SidecarOptions:
     otlp_endpoint: str | None = None
     usage_path: Path | None = None
     snapshot_path: Path | None = None
+    usage_spool_bytes: int = DEFAULT_MAX_BYTES
+    usage_flush_timeout_s: float = 10.0
     settings: Settings = field(default_factory=Settings)
 
 
@@ -119,9 +136,11 @@ class Sidecar:
         self.identity = identity or Identity.from_env()
         self.store = ConfigStore(options.snapshot_path)
         self.counter = TokenCounter()
-        if usage_sink is None and options.usage_path is not None:
-            usage_sink = JsonLinesSink(options.usage_path)
-        self.usage = UsageQueue(usage_sink)
+        sinks: list[UsageSink] = [] if usage_sink is None else [usage_sink]
+        if options.usage_path is not None:
+            sinks.append(JsonLinesSink(options.usage_path))
+        self.usage = UsageQueue(sinks)
+        self.reporter: GrpcUsageSink | None = None
         self.tracer_provider: TracerProvider = build_tracer_provider(
             self.identity, options.otlp_endpoint
         )
@@ -140,6 +159,15 @@ class Sidecar:
             return
         loop.run_in_executor(None, self.counter.warm, config.backend_models + config.models)
 
+    def report_usage(
+        self, connection: ControlPlaneConnection, node: control_plane_pb2.Node, spool_dir: Path
+    ) -> GrpcUsageSink:
+        """Send usage records to the operator too, spooled in `spool_dir`; before `start`."""
+        spool = UsageSpool(spool_dir, self.options.usage_spool_bytes)
+        self.reporter = GrpcUsageSink(spool, connection, node)
+        self.usage.sinks.append(self.reporter)
+        return self.reporter
+
     async def start(self) -> None:
         """Start serving on the configured address (port 0 picks a free port)."""
         self.store.load_persisted()
@@ -156,8 +184,11 @@ class Sidecar:
             tracer=tracer_of(self.tracer_provider),
             settings=self.options.settings,
         )
+        if self.reporter is not None:
+            await self.reporter.start()
         self.usage.start()
-        self._runner = web.AppRunner(build_app(proxy), access_log=None, handle_signals=False)
+        app = build_app(proxy, build_metrics_handler(self.usage, self.reporter))
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.options.host, self.options.port, backlog=1024)
         await site.start()
@@ -170,11 +201,13 @@ class Sidecar:
         return f"http://{self.options.host}:{self.port}"
 
     async def stop(self) -> None:
-        """Stop serving; flush usage records and spans."""
+        """Stop serving; flush usage records (to the operator: with a deadline) and spans."""
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         await self.usage.stop()
+        if self.reporter is not None:
+            await self.reporter.close(self.options.usage_flush_timeout_s)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -1,8 +1,10 @@
-"""Usage records: one per request, handed to a sink off the request path.
+"""Usage records: one per request, handed to sinks off the request path.
 
 The request path fills a `UsageRecord` protobuf (cheap: C-implemented) and
-puts it on a bounded queue; a background task hands batches to the sink. When
-the queue is full the record is dropped and counted, never waited for.
+puts it on a bounded queue; a background task hands batches to each sink (a
+JSON-lines file, the operator through `GrpcUsageSink`). When the queue is
+full the record is dropped and counted (`dropped`), never waited for; a
+batch a sink fails to take is counted in `failed`.
 """
 
 from __future__ import annotations
@@ -53,17 +55,18 @@ class JsonLinesSink:
 
 
 class UsageQueue:
-    """A bounded queue between the request path and a sink."""
+    """A bounded queue between the request path and the sinks."""
 
-    def __init__(self, sink: UsageSink | None, size: int = QUEUE_SIZE) -> None:
-        self.sink = sink
+    def __init__(self, sinks: Sequence[UsageSink] = (), size: int = QUEUE_SIZE) -> None:
+        self.sinks = list(sinks)  # add sinks before `start`
         self.dropped = 0
+        self.failed = 0
         self._queue: asyncio.Queue[usage_pb2.UsageRecord] = asyncio.Queue(size)
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, record: usage_pb2.UsageRecord) -> None:
         """Queue a record without waiting; drop and count it when full."""
-        if self.sink is None:
+        if not self.sinks:
             return
         try:
             self._queue.put_nowait(record)
@@ -72,7 +75,7 @@ class UsageQueue:
 
     def start(self) -> None:
         """Start the background writer."""
-        if self.sink is not None and self._task is None:
+        if self.sinks and self._task is None:
             self._task = asyncio.create_task(self._run(), name="usage-writer")
 
     async def flush(self) -> None:
@@ -90,16 +93,20 @@ class UsageQueue:
         self._task = None
 
     async def _run(self) -> None:
-        assert self.sink is not None
         while True:
             batch = [await self._queue.get()]
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
             try:
-                await self.sink.write(batch)
-            except OSError as exc:
-                self.dropped += len(batch)
-                log.warning("usage sink failed, %d records dropped: %s", len(batch), exc)
+                for sink in self.sinks:
+                    await self._write(sink, batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    async def _write(self, sink: UsageSink, batch: list[usage_pb2.UsageRecord]) -> None:
+        try:
+            await sink.write(batch)
+        except OSError as exc:
+            self.failed += len(batch)
+            log.warning("usage sink failed, %d records lost to it: %s", len(batch), exc)
