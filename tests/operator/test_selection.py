@@ -119,3 +119,45 @@ def test_malformed_selector_reaches_compile_and_is_rejected() -> None:
     assert [d.field for d in result.diagnostics] == [
         "spec.podSelector.matchExpressions[0].operator"
     ]
+
+
+def guardrail(name: str, selector: object = None, ns: str = "shop") -> Any:
+    """A Guardrail with one rule and an optional podSelector."""
+    spec: dict[str, Any] = {"rules": [{"name": "pii", "action": "redact", "pii": {}}]}
+    if selector is not None:
+        spec["podSelector"] = selector
+    return {
+        "apiVersion": "sidelight.io/v1alpha1",
+        "kind": "Guardrail",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
+
+
+def test_guardrails_are_selected_like_routes_and_bring_no_secrets() -> None:
+    resources = [
+        guardrail("everyone"),
+        guardrail("chat-only", {"matchLabels": {"app": "chat"}}),
+        guardrail("not-batch", expr("tier", "NotIn", "batch")),
+        guardrail("elsewhere", ns="other"),
+        route("chat", {"matchLabels": {"app": "chat"}}),
+        secret("openai"),
+        secret("unrelated"),
+    ]
+    chat = select_for_pod(resources, "shop", {"app": "chat"})
+    assert names(chat) == [
+        "Guardrail/everyone",
+        "Guardrail/chat-only",
+        "Guardrail/not-batch",
+        "LLMRoute/chat",
+        "Secret/openai",
+    ]
+    batch = select_for_pod(resources, "shop", {"app": "search", "tier": "batch"})
+    assert names(batch) == ["Guardrail/everyone"]
+    result = compile_snapshot(chat)
+    assert [g.source.name for g in result.snapshot.guardrails] == [
+        "chat-only",
+        "everyone",
+        "not-batch",
+    ]
+    assert result.diagnostics == []
