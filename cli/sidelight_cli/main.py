@@ -11,9 +11,11 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from sidelight_cli.cost import add_cost_commands
 from sidelight_cli.inject_cmd import add_inject_command
 from sidelight_cli.sidecar_cmd import add_sidecar_command, run_sidecar
 from sidelight_operator.kube.cli import add_operator_command
+from sidelight_operator.usage.options import UsageOptions
 from sidelight_sidecar.server import Sidecar, SidecarOptions
 
 
@@ -58,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--usage-log", type=Path, default=Path(".sidelight/usage.jsonl"))
     run.add_argument("--otlp-endpoint", default=None, help="OTLP/HTTP base URL for traces")
+    run.add_argument(
+        "--usage-listen",
+        type=_address,
+        default=("127.0.0.1", 4080),
+        metavar="HOST:PORT",
+        help="the usage API and page, read by `sidelight cost` (default 127.0.0.1:4080)",
+    )
+    run.add_argument(
+        "--usage-store",
+        type=Path,
+        default=Path(".sidelight/usage.db"),
+        help="the usage database (SQLite; default .sidelight/usage.db)",
+    )
 
     fake = commands.add_parser("fake-provider", help="a fake OpenAI/Anthropic provider")
     fake.add_argument("--listen", type=_address, default=("127.0.0.1", 18080), metavar="HOST:PORT")
@@ -66,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_sidecar_command(commands)
     add_operator_command(commands)
     add_inject_command(commands)
+    add_cost_commands(commands)
     return parser
 
 
 async def _run(args: argparse.Namespace) -> int:
     from sidelight_cli.standalone import FileSource, Standalone
+    from sidelight_operator.usage import UsageService
 
     host, port = args.listen
     sidecar = Sidecar(
@@ -78,7 +95,9 @@ async def _run(args: argparse.Namespace) -> int:
             host=host, port=port, otlp_endpoint=args.otlp_endpoint, usage_path=args.usage_log
         )
     )
-    standalone = Standalone(FileSource(args.files, args.secrets_dir), sidecar)
+    usage_host, usage_port = args.usage_listen
+    usage = UsageService(UsageOptions(usage_host, usage_port, args.usage_store))
+    standalone = Standalone(FileSource(args.files, args.secrets_dir), sidecar, usage)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -86,6 +105,11 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         await standalone.start()
         print(f"sidelight listening on {sidecar.url}", file=sys.stderr, flush=True)
+        print(
+            f"usage: http://{usage_host}:{usage.port}/ (sidelight cost, sidelight top)",
+            file=sys.stderr,
+            flush=True,
+        )
         await standalone.source.watch(stop)
     finally:
         await standalone.stop()
@@ -100,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_loop(_run(args))
     if args.command == "sidecar":
         return _run_loop(run_sidecar(args))
-    if args.command in ("operator", "inject"):
+    if args.command in ("operator", "inject", "cost", "top"):
         result: int = args.run(args)
         return result
     if args.command == "fake-provider":

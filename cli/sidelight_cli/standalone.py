@@ -14,6 +14,11 @@ When a file changes the resources are compiled again; a version with errors
 is printed (resource and field) and not pushed, so the last good one keeps
 serving. "serving version ..." is printed once the sidecar has ACKed it.
 The one sidecar gets every resource in the files, whatever its namespace.
+
+With a `UsageService`, the control plane's ReportUsage writes into its store
+(the records' identity kept as the local sidecar claims it) and the usage
+API, page and `/metrics` are served on loopback, as the operator serves them
+in a cluster: `sidelight cost` and `sidelight top` read them.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ from sidelight_operator.controlplane import (
     Hub,
     LoopbackAuthenticator,
     PodRef,
+    UsageReporting,
     serve,
 )
 from sidelight_operator.standalone import load_resources, resolve_secrets
+from sidelight_operator.usage import UsageService
 from sidelight_proto.v1 import control_plane_pb2, snapshot_pb2
 from sidelight_sidecar.agent import ControlPlaneAgent
 from sidelight_sidecar.agent_node import node_from_env
@@ -129,16 +136,25 @@ class FileSource:
 class Standalone:
     """The file source's control plane on loopback and `sidecar` connected to it."""
 
-    def __init__(self, source: FileSource, sidecar: Sidecar) -> None:
+    def __init__(
+        self, source: FileSource, sidecar: Sidecar, usage: UsageService | None = None
+    ) -> None:
         self.source = source
         self.sidecar = sidecar
+        self.usage = usage
         self.agent: ControlPlaneAgent | None = None
         self._server: ControlPlaneServer | None = None
 
     async def start(self) -> None:
         """Compile, serve the control plane, start the sidecar; return once it answered."""
         self.source.load()
-        self._server = await serve(self.source.hub, LoopbackAuthenticator(), f"{LOOPBACK}:0")
+        reporting = None
+        if self.usage is not None:
+            await self.usage.start()
+            reporting = UsageReporting(self.usage.store, trust_records=True)
+        self._server = await serve(
+            self.source.hub, LoopbackAuthenticator(), f"{LOOPBACK}:0", usage=reporting
+        )
         await self.sidecar.start()
         self.agent = ControlPlaneAgent(
             self.sidecar.store,
@@ -162,6 +178,8 @@ class Standalone:
         await self.sidecar.stop()
         if self._server is not None:
             await self._server.stop(None)
+        if self.usage is not None:
+            await self.usage.stop()
 
 
 def standalone_node() -> control_plane_pb2.Node:
