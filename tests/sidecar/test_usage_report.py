@@ -1,7 +1,9 @@
 """GrpcUsageSink against the operator's real ReportUsage server and usage store, on loopback.
 
 The operator side is `serve` with an in-memory `UsageStore`; it is stopped
-and started on the same port to play an operator that goes away.
+and started on the same port to play an operator that goes away. The last
+test drives a real sidecar with the openai SDK against the fake provider
+while that happens.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import openai
+import orjson
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from sidelight_fake_provider.server import FakeProvider
 from sidelight_operator.controlplane import (
     ControlPlaneServer,
     Hub,
@@ -27,8 +32,10 @@ from sidelight_operator.usage import UsageStore
 from sidelight_proto.v1 import control_plane_pb2, snapshot_pb2, usage_pb2
 from sidelight_sidecar.agent import ControlPlaneConnection
 from sidelight_sidecar.retry import Backoff
+from sidelight_sidecar.server import Sidecar, SidecarOptions
 from sidelight_sidecar.usage_report import GrpcUsageSink
 from sidelight_sidecar.usage_spool import SUFFIX, UsageSpool
+from tests.sidecar.harness import IDENTITY, OPENAI_KEY, compile_routes
 
 FAST = Backoff(base_s=0.01, max_s=0.05)
 POD = PodRef("shop", "chat-1", "uid-1", "chat", {"app.kubernetes.io/name": "chat"})
@@ -224,3 +231,92 @@ async def test_the_operator_stamps_the_pods_identity(
     with operator.store.reading() as conn:
         row = conn.execute("SELECT namespace, application, pod FROM records").fetchone()
     assert row == ("shop", "chat", "chat-1")
+
+
+ROUTES = """
+apiVersion: sidelight.io/v1alpha1
+kind: LLMRoute
+metadata: {name: assistant, namespace: shop}
+spec:
+  backends:
+  - name: gpt-4o
+    provider: openai
+    model: gpt-4o
+    endpoints: [{url: "OPENAI_URL/v1"}]
+    credentials: {secretRef: {name: openai, key: api-key}}
+    pricing: {inputPerMillionTokens: 2.5, outputPerMillionTokens: 10}
+  routes:
+  - name: default
+    routeTo: gpt-4o
+"""
+
+
+class Traffic:
+    """Chat completions through the sidecar, four at a time, until stopped."""
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self.client = client
+        self.tokens: list[tuple[int, int]] = []  # (input, output) the provider reported
+        self.failed = 0
+        self._stop = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._run(n)) for n in range(4)]
+
+    async def _run(self, worker: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            try:
+                completion = await self.client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": f"w{worker} n{n}"}]
+                )
+            except openai.APIError:
+                self.failed += 1
+                continue
+            assert completion.usage is not None
+            self.tokens.append((completion.usage.prompt_tokens, completion.usage.completion_tokens))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+
+async def test_an_operator_away_under_traffic_loses_and_doubles_nothing(
+    operator: Operator, tmp_path: Path, token: Path
+) -> None:
+    fake = FakeProvider("openai", api_keys={"openai": OPENAI_KEY})
+    await fake.start()
+    delivered: list[str] = []
+    operator.store.listeners.append(lambda new: delivered.extend(r.id for r in new))
+    await operator.start()
+    sidecar = Sidecar(SidecarOptions(port=0, usage_path=tmp_path / "usage.jsonl"), IDENTITY)
+    connection = ControlPlaneConnection(f"127.0.0.1:{operator.port}", token_path=token)
+    sidecar.report_usage(connection, NODE, tmp_path / "spool").backoff = FAST
+    await sidecar.start()
+    assert sidecar.store.apply(compile_routes(ROUTES.replace("OPENAI_URL", fake.url))) is None
+    client = openai.AsyncOpenAI(base_url=f"{sidecar.url}/v1", api_key="placeholder", max_retries=0)
+    try:
+        traffic = Traffic(client)
+        await until(lambda: len(delivered) >= 20)
+        await operator.stop()  # acknowledgements in flight are lost with it
+        answered = len(traffic.tokens)
+        await until(lambda: len(traffic.tokens) >= answered + 40)
+        assert sidecar.reporter is not None
+        assert sidecar.reporter.spool.pending()
+        await operator.start()
+        stored = len(delivered)
+        await until(lambda: len(delivered) >= stored + 40)
+        await traffic.stop()
+    finally:
+        await client.close()
+        await sidecar.stop()
+        await fake.stop()
+    produced = [
+        orjson.loads(line)["id"] for line in (tmp_path / "usage.jsonl").read_bytes().splitlines()
+    ]
+    assert traffic.failed == 0
+    assert len(produced) == len(traffic.tokens) == len(fake.requests)
+    assert sorted(delivered) == stored_ids(operator.store) == sorted(produced)
+    assert hourly_requests(operator.store) == len(produced)
+    with operator.store.reading() as conn:
+        sums = conn.execute("SELECT SUM(input_tokens), SUM(output_tokens) FROM hourly").fetchone()
+    assert sums == tuple(map(sum, zip(*traffic.tokens, strict=True)))
