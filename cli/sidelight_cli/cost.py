@@ -4,7 +4,7 @@ Both read the operator's HTTP JSON API (docs/usage.md): `--url` or
 $SIDELIGHT_USAGE_URL, by default the one `sidelight run` serves on
 127.0.0.1:4080. In a cluster:
 
-    kubectl -n sidelight-system port-forward svc/sidelight 4080:8080
+    kubectl -n sidelight-system port-forward svc/sidelight-operator 4080:8080
 
 `--json` prints the API's answer as it is.
 """
@@ -78,7 +78,7 @@ def fetch(base: str, path: str, params: dict[str, str]) -> Any:
         reason = getattr(error, "reason", error)
         raise ApiError(
             f"cannot reach the usage API at {base}: {reason}. Start `sidelight run`, or in a "
-            "cluster: kubectl -n <namespace> port-forward svc/<release> 4080:8080"
+            "cluster: kubectl -n <namespace> port-forward svc/<release>-operator 4080:8080"
         ) from None
 
 

@@ -1,1 +1,1 @@
-"""Contract tests: CRDs, chart, protos and the boundaries between operator and sidecar."""
+"""Contract tests: CRDs, protos, the chart, the dashboard."""

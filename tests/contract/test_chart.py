@@ -216,8 +216,8 @@ def test_cert_manager_mode() -> None:
 
 
 def test_service_monitor_only_where_the_api_exists() -> None:
-    """Rendered with monitoring.coreos.com/v1 available, not without."""
-    objects = render("--api-versions", "monitoring.coreos.com/v1")
+    """Rendered where the ServiceMonitor kind (monitoring.coreos.com/v1) exists, not without."""
+    objects = render("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
     monitor = one(objects, "ServiceMonitor")
     service = one(objects, "Service")
     ports = {p["name"] for p in service["spec"]["ports"]}

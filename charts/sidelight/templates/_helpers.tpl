@@ -11,6 +11,10 @@
 {{- printf "%s-injection" .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{- define "sidelight.usageClaim" -}}
+{{- printf "%s-usage" (include "sidelight.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "sidelight.labels" -}}
 app.kubernetes.io/name: sidelight
 app.kubernetes.io/instance: {{ .Release.Name }}
