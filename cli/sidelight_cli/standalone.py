@@ -18,7 +18,9 @@ The one sidecar gets every resource in the files, whatever its namespace.
 With a `UsageService`, the control plane's ReportUsage writes into its store
 (the records' identity kept as the local sidecar claims it) and the usage
 API, page and `/metrics` are served on loopback, as the operator serves them
-in a cluster: `sidelight cost` and `sidelight top` read them.
+in a cluster: `sidelight cost` and `sidelight top` read them. The sidecar
+reports to it as in a pod, through a spool in `usage-spool` next to the
+store (a temporary directory for a store in memory).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -44,7 +47,7 @@ from sidelight_operator.controlplane import (
 from sidelight_operator.standalone import load_resources, resolve_secrets
 from sidelight_operator.usage import UsageService
 from sidelight_proto.v1 import control_plane_pb2, snapshot_pb2
-from sidelight_sidecar.agent import ControlPlaneAgent
+from sidelight_sidecar.agent import ControlPlaneAgent, ControlPlaneConnection
 from sidelight_sidecar.agent_node import node_from_env
 from sidelight_sidecar.retry import Backoff
 from sidelight_sidecar.server import Sidecar
@@ -144,6 +147,7 @@ class Standalone:
         self.usage = usage
         self.agent: ControlPlaneAgent | None = None
         self._server: ControlPlaneServer | None = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     async def start(self) -> None:
         """Compile, serve the control plane, start the sidecar; return once it answered."""
@@ -155,13 +159,13 @@ class Standalone:
         self._server = await serve(
             self.source.hub, LoopbackAuthenticator(), f"{LOOPBACK}:0", usage=reporting
         )
+        target, node = f"{LOOPBACK}:{self._server.port}", standalone_node()
+        if self.usage is not None:
+            connection = ControlPlaneConnection(target)
+            spool = self._spool_dir(self.usage.options.store_path)
+            self.sidecar.report_usage(connection, node, spool, backoff=LOOPBACK_RECONNECT)
         await self.sidecar.start()
-        self.agent = ControlPlaneAgent(
-            self.sidecar.store,
-            f"{LOOPBACK}:{self._server.port}",
-            standalone_node(),
-            backoff=LOOPBACK_RECONNECT,
-        )
+        self.agent = ControlPlaneAgent(self.sidecar.store, target, node, backoff=LOOPBACK_RECONNECT)
         self.agent.start()
         try:
             await asyncio.wait_for(self.source.answered.wait(), FIRST_ANSWER_TIMEOUT_S)
@@ -180,6 +184,14 @@ class Standalone:
             await self._server.stop(None)
         if self.usage is not None:
             await self.usage.stop()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def _spool_dir(self, store_path: Path | None) -> Path:
+        if store_path is not None:
+            return store_path.parent / "usage-spool"
+        self._scratch = tempfile.TemporaryDirectory(prefix="sidelight-usage-")
+        return Path(self._scratch.name)
 
 
 def standalone_node() -> control_plane_pb2.Node:

@@ -28,12 +28,13 @@ from aiohttp.typedefs import Handler as MetricsHandler
 from opentelemetry.sdk.trace import TracerProvider
 
 from sidelight_proto.v1 import control_plane_pb2
-from sidelight_sidecar.agent import ControlPlaneConnection
+from sidelight_sidecar.agent import RECONNECT, ControlPlaneConnection
 from sidelight_sidecar.config_store import ConfigStore
 from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.inbound import error_response
 from sidelight_sidecar.proxy import Proxy, Settings
+from sidelight_sidecar.retry import Backoff
 from sidelight_sidecar.runtime import RuntimeConfig
 from sidelight_sidecar.telemetry import build_tracer_provider, tracer_of
 from sidelight_sidecar.tokens import TokenCounter
@@ -160,11 +161,15 @@ class Sidecar:
         loop.run_in_executor(None, self.counter.warm, config.backend_models + config.models)
 
     def report_usage(
-        self, connection: ControlPlaneConnection, node: control_plane_pb2.Node, spool_dir: Path
+        self,
+        connection: ControlPlaneConnection,
+        node: control_plane_pb2.Node,
+        spool_dir: Path,
+        backoff: Backoff = RECONNECT,
     ) -> GrpcUsageSink:
         """Send usage records to the operator too, spooled in `spool_dir`; before `start`."""
         spool = UsageSpool(spool_dir, self.options.usage_spool_bytes)
-        self.reporter = GrpcUsageSink(spool, connection, node)
+        self.reporter = GrpcUsageSink(spool, connection, node, backoff=backoff)
         self.usage.sinks.append(self.reporter)
         return self.reporter
 

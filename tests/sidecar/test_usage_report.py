@@ -290,7 +290,7 @@ async def test_an_operator_away_under_traffic_loses_and_doubles_nothing(
     await operator.start()
     sidecar = Sidecar(SidecarOptions(port=0, usage_path=tmp_path / "usage.jsonl"), IDENTITY)
     connection = ControlPlaneConnection(f"127.0.0.1:{operator.port}", token_path=token)
-    sidecar.report_usage(connection, NODE, tmp_path / "spool").backoff = FAST
+    sidecar.report_usage(connection, NODE, tmp_path / "spool", backoff=FAST)
     await sidecar.start()
     assert sidecar.store.apply(compile_routes(ROUTES.replace("OPENAI_URL", fake.url))) is None
     client = openai.AsyncOpenAI(base_url=f"{sidecar.url}/v1", api_key="placeholder", max_retries=0)
