@@ -54,12 +54,12 @@ def valid_spec() -> Spec:
     }
 
 
-def manifest(namespace: str, spec: Spec) -> str:
-    """LLMRoute `bad` of `namespace` with `spec`, as JSON for kubectl."""
+def manifest(namespace: str, spec: Spec, kind: str = "LLMRoute") -> str:
+    """Resource `bad` of `kind` and `namespace` with `spec`, as JSON for kubectl."""
     return json.dumps(
         {
             "apiVersion": "sidelight.io/v1alpha1",
-            "kind": "LLMRoute",
+            "kind": kind,
             "metadata": {"name": "bad", "namespace": namespace},
             "spec": spec,
         }
@@ -92,11 +92,12 @@ def removing(path: str) -> Callable[[Spec], None]:
     return mutate
 
 
-def invalid(message: str, *more: str) -> str:
+def invalid(message: str, *more: str, kind: str = "LLMRoute") -> str:
     """kubectl's text for one error, or for several (one per line)."""
+    head = f'The {kind} "bad" is invalid: '
     if not more:
-        return f'The LLMRoute "bad" is invalid: {message}'
-    return "\n".join(['The LLMRoute "bad" is invalid: ', f"* {message}", *(f"* {m}" for m in more)])
+        return f"{head}{message}"
+    return "\n".join([head, f"* {message}", *(f"* {m}" for m in more)])
 
 
 CASES: list[tuple[str, Callable[[Spec], None], str]] = [

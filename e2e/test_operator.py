@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
+import openai
 import pytest
 from kubernetes import client
 from test_operator_rig import (
@@ -23,6 +25,7 @@ from test_operator_rig import (
     ROOT,
     OperatorProcess,
     Rig,
+    Status,
     conditions,
     operator_account,
     pod_token,
@@ -38,10 +41,13 @@ from sidelight_proto.v1 import control_plane_pb2
 
 
 @pytest.fixture(scope="module")
-def llmroute_crd(cluster: Cluster) -> None:
-    """crds/llmroute.yaml, established (left installed: other tests of the run use it)."""
-    cluster.kubectl("apply", "-f", str(ROOT / "crds" / "llmroute.yaml"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd/llmroutes.sidelight.io")
+def sidelight_crds(cluster: Cluster) -> None:
+    """Every CRD of crds/, established: the operator lists each kind it watches before serving.
+
+    Left installed: other tests of the run use them.
+    """
+    names = cluster.kubectl("apply", "-f", str(ROOT / "crds"), "-o", "name").stdout.split()
+    cluster.kubectl("wait", "--for=condition=Established", *names)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +65,7 @@ def rig(
     kube_client: client.ApiClient,
     fake_kubelet: FakeKubelet,
     namespace: str,
-    llmroute_crd: None,
+    sidelight_crds: None,
     operator_kubeconfig: Path,
     tmp_path: Path,
 ) -> Iterator[Rig]:
@@ -214,3 +220,101 @@ def test_a_sidecar_gets_nothing_of_another_namespace(
             assert (answer.details() or "").startswith(reason)
     finally:
         rig.cluster.kubectl("delete", "namespace", other, "--wait=false")
+
+
+def guardrail(name: str, app: str, *rules: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """A Guardrail for the pods labelled app=`app`."""
+    return {
+        "apiVersion": "sidelight.io/v1alpha1",
+        "kind": "Guardrail",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {"matchLabels": {"app": app}}, "rules": list(rules), **spec},
+    }
+
+
+def wait_guardrail(rig: Rig, name: str, want: Callable[[Status], bool], what: str) -> Status:
+    """Poll the Guardrail's status until `want` holds."""
+
+    def check() -> Status | None:
+        found = rig.cluster.kubectl("get", "guardrail", name, "-n", rig.namespace, "-o", "json")
+        status: Status = json.loads(found.stdout).get("status") or {}
+        return status if want(status) else None
+
+    return poll(check, timeout=30, what=what)
+
+
+def ask(port: int, prompt: str) -> str:
+    """Send `prompt` through the sidecar with the openai SDK; the answer's text."""
+    url = f"http://127.0.0.1:{port}/v1"
+    with openai.OpenAI(base_url=url, api_key="placeholder", max_retries=0) as sdk:
+        answer = sdk.chat.completions.create(
+            model="assistant", messages=[{"role": "user", "content": prompt}], timeout=10
+        )
+    return answer.choices[0].message.content or ""
+
+
+CODENAMES = {"name": "codenames", "action": "block", "denyList": {"phrases": ["project falcon"]}}
+INJECTION = {"name": "injection", "action": "block", "promptInjection": {}}
+
+
+def test_a_guardrail_reaches_the_sidecar_and_its_status_follows(rig: Rig) -> None:
+    rig.apply(rig.route("assistant", default="gpt-4o"))
+    rig.operator.start()
+    sidecar = rig.start_sidecar("app")
+    # Applied while the operator runs: the watch brings them, not the first list.
+    rig.apply(
+        guardrail("codenames", "app", CODENAMES, INJECTION),
+        guardrail("for-other-pods", "other", INJECTION),
+    )
+    status = wait_guardrail(rig, "codenames", programmed(1), "codenames Programmed")
+    assert status["rules"] == 2
+    other = wait_guardrail(rig, "for-other-pods", lambda s: bool(conditions(s)), "its status")
+    assert conditions(other)["Programmed"] == ("False", "NoSidecars")
+    table = rig.cluster.kubectl("get", "guardrails", "-n", rig.namespace).stdout.split()
+    assert table[:8] == [
+        "NAME", "STAGE", "MODE", "RULES", "ACCEPTED", "PROGRAMMED", "SYNCED", "AGE",
+    ]  # fmt: skip
+    assert table[8:15] == ["codenames", "input", "enforce", "2", "True", "True", "1"]
+    assert table[16:23] == ["for-other-pods", "input", "enforce", "1", "True", "False", "0"]
+
+    calls = len(rig.provider.requests)
+    with pytest.raises(openai.BadRequestError) as blocked:
+        ask(sidecar.port, "What is the status of Project  FALCON?")
+    assert blocked.value.code == "guardrail_blocked"
+    headers = blocked.value.response.headers
+    assert headers["x-sidelight-guardrail"] == f"{rig.namespace}/codenames"
+    assert headers["x-sidelight-guardrail-rule"] == "codenames"
+    assert len(rig.provider.requests) == calls  # the provider was not called
+    assert ask(sidecar.port, "What is the status of the shop?")
+
+    # Audit mode: the same prompt passes, once the sidecar serves generation 2.
+    rig.apply(guardrail("codenames", "app", CODENAMES, INJECTION, mode="audit"))
+    wait_guardrail(rig, "codenames", programmed(2), "generation 2 Programmed")
+    assert ask(sidecar.port, "What is the status of Project  FALCON?")
+
+
+def test_a_guardrail_that_fails_compile_is_rejected_and_the_sidecar_keeps_serving(
+    rig: Rig,
+) -> None:
+    bad_regex = {"name": "ids", "action": "redact", "pattern": {"regexes": ["EMP-(\\d+"]}}
+    rig.apply(rig.route("assistant", default="gpt-4o"), guardrail("broken", "app", bad_regex))
+    rig.operator.start()
+    sidecar = rig.start_sidecar("app")
+    status = wait_guardrail(rig, "broken", lambda s: bool(conditions(s)), "broken's conditions")
+    assert conditions(status) == {
+        "Accepted": ("False", "Invalid"),
+        "Programmed": ("False", "Invalid"),
+    }
+    message = (
+        "spec.rules[0].pattern.regexes[0]: invalid regular expression: "
+        "missing ), unterminated subpattern at position 4"
+    )
+    assert status["conditions"][0]["message"] == message
+    events = rig.cluster.kubectl(
+        "get", "events", "-n", rig.namespace,
+        "--field-selector", "involvedObject.name=broken", "-o", "json",
+    )  # fmt: skip
+    seen = [(e["type"], e["reason"], e["message"]) for e in json.loads(events.stdout)["items"]]
+    assert seen == [("Warning", "Invalid", message)]
+    rig.wait_status("assistant", programmed(1), "the route Programmed")
+    assert sidecar.served_model("assistant") == "gpt-4o"

@@ -13,6 +13,8 @@ connected sidecars and the time, and gets the `status` to write back.
   accepted), `NoSidecars`, `Rejected` (a sidecar NACKed its desired
   snapshot; the message quotes the NACK) or `Pending`.
 - `sidecars`: how many of those sidecars are synced, stale or rejecting.
+- `rules` (Guardrail only): how many rules its spec holds, for the printer
+  column.
 
 `lastTransitionTime` changes only when a condition's status does, so an
 unchanged resource gets an identical status and nothing is written.
@@ -186,7 +188,16 @@ def build_status(
             "stale": counts.stale,
             "rejecting": counts.rejecting,
         },
+        **build_spec_summary(resource),
     }
+
+
+def build_spec_summary(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """Status fields that summarise the spec for printer columns: a Guardrail's `rules`."""
+    if resource.get("kind") != "Guardrail":
+        return {}
+    rules = (resource.get("spec") or {}).get("rules")
+    return {"rules": len(rules) if isinstance(rules, list) else 0}
 
 
 def build_rejection_event(

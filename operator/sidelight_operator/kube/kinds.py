@@ -1,8 +1,9 @@
 """The custom resource kinds the operator reconciles.
 
-A list, not a constant per kind: Guardrail and LLMQuota join it as their
-compile steps arrive, and everything that watches, indexes or writes status
-iterates over it.
+A list, not a constant per kind: a kind joins it when the compile step
+compiles it (`compile.compiler.COMPILED`), and everything that watches,
+indexes or writes status iterates over it. Its CRD must be installed: the
+operator lists every kind of this list before it serves.
 """
 
 from __future__ import annotations
@@ -28,4 +29,7 @@ class CrdKind:
         return f"{self.group}/{self.version}"
 
 
-KINDS: tuple[CrdKind, ...] = (CrdKind("LLMRoute", "llmroutes"),)
+KINDS: tuple[CrdKind, ...] = (
+    CrdKind("LLMRoute", "llmroutes"),
+    CrdKind("Guardrail", "guardrails"),
+)
