@@ -70,6 +70,7 @@ class SidelightInstall:
     webhook_port: int
     health_port: int
     sidecar_port: int
+    http_port: int
     operator: RunningContainer | None = None
 
     def values(self) -> list[str]:
@@ -82,6 +83,7 @@ class SidelightInstall:
             "ports.grpc": str(self.grpc_port),
             "ports.webhook": str(self.webhook_port),
             "ports.health": str(self.health_port),
+            "ports.http": str(self.http_port),
             "verbose": "true",
         }
         return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
@@ -169,7 +171,7 @@ def install_sidelight(
     """`helm install` the chart and start its operator; uninstall and clean up after."""
     namespace = f"sidelight-{uuid.uuid4().hex[:6]}"
     install = SidelightInstall(
-        cluster, api, namespace, free_port(), free_port(), free_port(), free_port()
+        cluster, api, namespace, free_port(), free_port(), free_port(), free_port(), free_port()
     )
     kubelet = FakeKubelet(api, api_url=cluster.api_url)
     release = ["-n", namespace, "--create-namespace", *install.values()]

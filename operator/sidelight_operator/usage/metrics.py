@@ -11,6 +11,7 @@ value so. The metrics live in the `CollectorRegistry` the caller passes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
@@ -23,7 +24,18 @@ DEFAULT_LABEL_CAP = 100
 # LLM calls take from tens of milliseconds to minutes.
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
-_Children = tuple[Counter, Counter, Counter, Counter, Counter, Counter, Histogram]
+
+class _Children(NamedTuple):
+    """The metrics' children for one tuple of label values."""
+
+    values: tuple[str, ...]
+    input_tokens: Counter
+    output_tokens: Counter
+    cost: Counter
+    requests: Counter
+    errors: Counter
+    fallbacks: Counter
+    latency: Histogram
 
 
 class LabelLimiter:
@@ -94,7 +106,13 @@ class UsageMetrics:
             ("label",),
             registry=registry,
         )
+        # Children bound per label values seen, so that a record costs dictionary
+        # lookups rather than labels() calls (bench/usage_store_bench.py). Keyed
+        # by the raw values only when none went over the cap: the cache stays as
+        # bounded as the metrics.
+        self._by_raw: dict[tuple[str, ...], _Children] = {}
         self._children: dict[tuple[str, ...], _Children] = {}
+        self._verdicts: dict[tuple[str, ...], Counter] = {}
 
     def observe(self, records: Sequence[usage_pb2.UsageRecord]) -> None:
         """Count the records; call once per newly stored record (UsageStore listener)."""
@@ -108,35 +126,42 @@ class UsageMetrics:
                 record.served_model,
                 record.backend,
             )
-            values = self._labels(raw)
-            children = self._children.get(values)
-            if children is None:
-                children = self._bind(values)
-            input_tokens, output_tokens, cost, requests, errors, fallbacks, latency = children
-            input_tokens.inc(record.input_tokens)
-            output_tokens.inc(record.output_tokens)
-            cost.inc(record.cost_usd)
-            requests.inc()
+            children = self._by_raw.get(raw) or self._lookup(raw)
+            children.input_tokens.inc(record.input_tokens)
+            children.output_tokens.inc(record.output_tokens)
+            children.cost.inc(record.cost_usd)
+            children.requests.inc()
             if is_error(record):
-                errors.inc()
+                children.errors.inc()
             if record.fallback:
-                fallbacks.inc()
-            latency.observe(record.latency_ms / 1000)
+                children.fallbacks.inc()
+            children.latency.observe(record.latency_ms / 1000)
             verdict = guardrail_summary(record)
             if verdict != NO_GUARDRAIL:
-                self.verdicts.labels(*values, verdict).inc()
+                key = (*children.values, verdict)
+                counter = self._verdicts.get(key)
+                if counter is None:
+                    counter = self._verdicts[key] = self.verdicts.labels(*key)
+                counter.inc()
 
-    def _labels(self, raw: tuple[str, ...]) -> tuple[str, ...]:
+    def _lookup(self, raw: tuple[str, ...]) -> _Children:
         values: list[str] = []
+        capped = False
         for label, value in zip(LABELS, raw, strict=True):
             limited, replaced = self.limiter.limit(label, value)
             if replaced:
                 self.overflow.labels(label).inc()
+                capped = True
             values.append(limited)
-        return tuple(values)
+        key = tuple(values)
+        children = self._children.get(key) or self._bind(key)
+        if not capped:
+            self._by_raw[raw] = children
+        return children
 
     def _bind(self, values: tuple[str, ...]) -> _Children:
-        children: _Children = (
+        children = _Children(
+            values,
             self.tokens.labels(*values, "input"),
             self.tokens.labels(*values, "output"),
             self.cost.labels(*values),

@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS hourly (
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
     cost_nusd INTEGER NOT NULL, latency_ms REAL NOT NULL,
     PRIMARY KEY (hour, {_DIM_COLUMNS})
-);
+) WITHOUT ROWID;
 """
 _INSERT_RECORD = f"""
 INSERT OR IGNORE INTO records (id, ts, {_DIM_COLUMNS}, pod, endpoint, stream, attempts,
