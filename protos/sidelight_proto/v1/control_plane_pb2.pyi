@@ -210,3 +210,206 @@ class UsageAck(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UsageAck: _TypeAlias = UsageAck  # noqa: Y015
+
+@_typing.final
+class LeaseRequest(_message.Message):
+    """------------------------------------------------------------ quota leases
+
+    The operator holds each quota's budget per window and lends slices of it
+    to sidecars as leases. A stream's first request carries the Node (as
+    SnapshotRequest does); every request is answered by one response with the
+    same seq, in order. A sidecar reserves from its leases locally, before each
+    provider call, and reports what it spent; the operator charges an open
+    lease at what it granted (less what was returned), and a closed lease at
+    what was spent. Every counter is cumulative over the lease's life and only
+    grows, so a repeated or reordered report changes nothing.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    ASKS_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def node(self) -> Global___Node:
+        """first request only"""
+
+    @_builtins.property
+    def asks(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseAsk]: ...
+    def __init__(
+        self,
+        *,
+        node: Global___Node | None = ...,
+        seq: _builtins.int = ...,
+        asks: _abc.Iterable[Global___LeaseAsk] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["node", b"node"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["asks", b"asks", "node", b"node", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseRequest: _TypeAlias = LeaseRequest  # noqa: Y015
+
+@_typing.final
+class LeaseResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQ_FIELD_NUMBER: _builtins.int
+    GRANTS_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    @_builtins.property
+    def grants(self) -> _containers.RepeatedCompositeFieldContainer[Global___LeaseGrant]:
+        """one per ask, in order"""
+
+    def __init__(
+        self,
+        *,
+        seq: _builtins.int = ...,
+        grants: _abc.Iterable[Global___LeaseGrant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grants", b"grants", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseResponse: _TypeAlias = LeaseResponse  # noqa: Y015
+
+@_typing.final
+class LeaseAsk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTA_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    SPENT_TOKENS_FIELD_NUMBER: _builtins.int
+    SPENT_NUSD_FIELD_NUMBER: _builtins.int
+    RETURNED_TOKENS_FIELD_NUMBER: _builtins.int
+    RETURNED_NUSD_FIELD_NUMBER: _builtins.int
+    REFUSED_FIELD_NUMBER: _builtins.int
+    WANT_TOKENS_FIELD_NUMBER: _builtins.int
+    WANT_NUSD_FIELD_NUMBER: _builtins.int
+    HELD_TOKENS_FIELD_NUMBER: _builtins.int
+    HELD_NUSD_FIELD_NUMBER: _builtins.int
+    CLOSE_FIELD_NUMBER: _builtins.int
+    quota: _builtins.str
+    """namespace/name of the LLMQuota"""
+    lease_id: _builtins.str
+    """"" opens a new lease in the current window"""
+    spent_tokens: _builtins.int
+    """Totals over the lease's life, as the sidecar counts them."""
+    spent_nusd: _builtins.int
+    """nano-dollars (1e-9 USD)"""
+    returned_tokens: _builtins.int
+    """given back, no longer the sidecar's to spend"""
+    returned_nusd: _builtins.int
+    refused: _builtins.int
+    """requests refused or downgraded for this quota"""
+    want_tokens: _builtins.int
+    """More budget wanted now, on top of what the lease holds."""
+    want_nusd: _builtins.int
+    held_tokens: _builtins.int
+    """Held by reservations not settled yet (spent soon, or returned)."""
+    held_nusd: _builtins.int
+    close: _builtins.bool
+    """the lease is done: spent is final, the rest is returned"""
+    def __init__(
+        self,
+        *,
+        quota: _builtins.str = ...,
+        lease_id: _builtins.str = ...,
+        spent_tokens: _builtins.int = ...,
+        spent_nusd: _builtins.int = ...,
+        returned_tokens: _builtins.int = ...,
+        returned_nusd: _builtins.int = ...,
+        refused: _builtins.int = ...,
+        want_tokens: _builtins.int = ...,
+        want_nusd: _builtins.int = ...,
+        held_tokens: _builtins.int = ...,
+        held_nusd: _builtins.int = ...,
+        close: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close", b"close", "held_nusd", b"held_nusd", "held_tokens", b"held_tokens", "lease_id", b"lease_id", "quota", b"quota", "refused", b"refused", "returned_nusd", b"returned_nusd", "returned_tokens", b"returned_tokens", "spent_nusd", b"spent_nusd", "spent_tokens", b"spent_tokens", "want_nusd", b"want_nusd", "want_tokens", b"want_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LeaseAsk: _TypeAlias = LeaseAsk  # noqa: Y015
+
+@_typing.final
+class LeaseGrant(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    QUOTA_FIELD_NUMBER: _builtins.int
+    LEASE_ID_FIELD_NUMBER: _builtins.int
+    GRANTED_TOKENS_FIELD_NUMBER: _builtins.int
+    GRANTED_NUSD_FIELD_NUMBER: _builtins.int
+    TTL_MS_FIELD_NUMBER: _builtins.int
+    WINDOW_START_UNIX_MS_FIELD_NUMBER: _builtins.int
+    WINDOW_END_UNIX_MS_FIELD_NUMBER: _builtins.int
+    USED_TOKENS_FIELD_NUMBER: _builtins.int
+    USED_NUSD_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TOKENS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_NUSD_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    quota: _builtins.str
+    lease_id: _builtins.str
+    granted_tokens: _builtins.int
+    """Totals granted over the lease's life."""
+    granted_nusd: _builtins.int
+    ttl_ms: _builtins.int
+    """The sidecar may reserve from the lease for this long after it sent the
+    ask, and never past the window's end.
+    """
+    window_start_unix_ms: _builtins.int
+    window_end_unix_ms: _builtins.int
+    used_tokens: _builtins.int
+    """The quota in this window, as of this answer: spent by every sidecar, and
+    what is left to lend (limit - spent - outstanding leases). Absent for a
+    kind of limit the quota does not set.
+    """
+    used_nusd: _builtins.int
+    available_tokens: _builtins.int
+    available_nusd: _builtins.int
+    error: _builtins.str
+    """set when the ask was refused (unknown quota, out of scope)"""
+    def __init__(
+        self,
+        *,
+        quota: _builtins.str = ...,
+        lease_id: _builtins.str = ...,
+        granted_tokens: _builtins.int = ...,
+        granted_nusd: _builtins.int = ...,
+        ttl_ms: _builtins.int = ...,
+        window_start_unix_ms: _builtins.int = ...,
+        window_end_unix_ms: _builtins.int = ...,
+        used_tokens: _builtins.int | None = ...,
+        used_nusd: _builtins.int | None = ...,
+        available_tokens: _builtins.int | None = ...,
+        available_nusd: _builtins.int | None = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_available_nusd", b"_available_nusd", "_available_tokens", b"_available_tokens", "_used_nusd", b"_used_nusd", "_used_tokens", b"_used_tokens", "available_nusd", b"available_nusd", "available_tokens", b"available_tokens", "used_nusd", b"used_nusd", "used_tokens", b"used_tokens"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_available_nusd", b"_available_nusd", "_available_tokens", b"_available_tokens", "_used_nusd", b"_used_nusd", "_used_tokens", b"_used_tokens", "available_nusd", b"available_nusd", "available_tokens", b"available_tokens", "error", b"error", "granted_nusd", b"granted_nusd", "granted_tokens", b"granted_tokens", "lease_id", b"lease_id", "quota", b"quota", "ttl_ms", b"ttl_ms", "used_nusd", b"used_nusd", "used_tokens", b"used_tokens", "window_end_unix_ms", b"window_end_unix_ms", "window_start_unix_ms", b"window_start_unix_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__available_nusd: _TypeAlias = _typing.Literal["available_nusd"]  # noqa: Y015
+    _WhichOneofArgType__available_nusd: _TypeAlias = _typing.Literal["_available_nusd", b"_available_nusd"]  # noqa: Y015
+    _WhichOneofReturnType__available_tokens: _TypeAlias = _typing.Literal["available_tokens"]  # noqa: Y015
+    _WhichOneofArgType__available_tokens: _TypeAlias = _typing.Literal["_available_tokens", b"_available_tokens"]  # noqa: Y015
+    _WhichOneofReturnType__used_nusd: _TypeAlias = _typing.Literal["used_nusd"]  # noqa: Y015
+    _WhichOneofArgType__used_nusd: _TypeAlias = _typing.Literal["_used_nusd", b"_used_nusd"]  # noqa: Y015
+    _WhichOneofReturnType__used_tokens: _TypeAlias = _typing.Literal["used_tokens"]  # noqa: Y015
+    _WhichOneofArgType__used_tokens: _TypeAlias = _typing.Literal["_used_tokens", b"_used_tokens"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_nusd) -> _WhichOneofReturnType__available_nusd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__available_tokens) -> _WhichOneofReturnType__available_tokens | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__used_nusd) -> _WhichOneofReturnType__used_nusd | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__used_tokens) -> _WhichOneofReturnType__used_tokens | None: ...
+
+Global___LeaseGrant: _TypeAlias = LeaseGrant  # noqa: Y015

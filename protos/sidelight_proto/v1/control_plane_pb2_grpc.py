@@ -44,6 +44,11 @@ class ControlPlaneStub:
                 request_serializer=sidelight__proto_dot_v1_dot_control__plane__pb2.UsageReport.SerializeToString,
                 response_deserializer=sidelight__proto_dot_v1_dot_control__plane__pb2.UsageAck.FromString,
                 _registered_method=True)
+        self.Leases = channel.stream_stream(
+                '/sidelight.v1.ControlPlane/Leases',
+                request_serializer=sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseRequest.SerializeToString,
+                response_deserializer=sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseResponse.FromString,
+                _registered_method=True)
 
 
 class ControlPlaneServicer:
@@ -61,6 +66,12 @@ class ControlPlaneServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Leases(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControlPlaneServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +84,11 @@ def add_ControlPlaneServicer_to_server(servicer, server):
                     servicer.ReportUsage,
                     request_deserializer=sidelight__proto_dot_v1_dot_control__plane__pb2.UsageReport.FromString,
                     response_serializer=sidelight__proto_dot_v1_dot_control__plane__pb2.UsageAck.SerializeToString,
+            ),
+            'Leases': grpc.stream_stream_rpc_method_handler(
+                    servicer.Leases,
+                    request_deserializer=sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseRequest.FromString,
+                    response_serializer=sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +145,33 @@ class ControlPlane:
             '/sidelight.v1.ControlPlane/ReportUsage',
             sidelight__proto_dot_v1_dot_control__plane__pb2.UsageReport.SerializeToString,
             sidelight__proto_dot_v1_dot_control__plane__pb2.UsageAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leases(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sidelight.v1.ControlPlane/Leases',
+            sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseRequest.SerializeToString,
+            sidelight__proto_dot_v1_dot_control__plane__pb2.LeaseResponse.FromString,
             options,
             channel_credentials,
             insecure,

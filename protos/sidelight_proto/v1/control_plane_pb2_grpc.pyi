@@ -36,12 +36,14 @@ class ControlPlaneStub:
     def __new__(cls, channel: _aio.Channel) -> ControlPlaneAsyncStub: ...
     StreamSnapshots: _grpc.StreamStreamMultiCallable[_control_plane_pb2.SnapshotRequest, _control_plane_pb2.SnapshotResponse]
     ReportUsage: _grpc.StreamStreamMultiCallable[_control_plane_pb2.UsageReport, _control_plane_pb2.UsageAck]
+    Leases: _grpc.StreamStreamMultiCallable[_control_plane_pb2.LeaseRequest, _control_plane_pb2.LeaseResponse]
 
 @_typing.type_check_only
 class ControlPlaneAsyncStub(ControlPlaneStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StreamSnapshots: _aio.StreamStreamMultiCallable[_control_plane_pb2.SnapshotRequest, _control_plane_pb2.SnapshotResponse]  # type: ignore[assignment]
     ReportUsage: _aio.StreamStreamMultiCallable[_control_plane_pb2.UsageReport, _control_plane_pb2.UsageAck]  # type: ignore[assignment]
+    Leases: _aio.StreamStreamMultiCallable[_control_plane_pb2.LeaseRequest, _control_plane_pb2.LeaseResponse]  # type: ignore[assignment]
 
 class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -57,5 +59,12 @@ class ControlPlaneServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_control_plane_pb2.UsageReport],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_control_plane_pb2.UsageAck], _abc.AsyncIterator[_control_plane_pb2.UsageAck]]: ...
+
+    @_abc_1.abstractmethod
+    def Leases(
+        self,
+        request_iterator: _MaybeAsyncIterator[_control_plane_pb2.LeaseRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_control_plane_pb2.LeaseResponse], _abc.AsyncIterator[_control_plane_pb2.LeaseResponse]]: ...
 
 def add_ControlPlaneServicer_to_server(servicer: ControlPlaneServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -105,6 +105,25 @@ GUARDRAIL_ACTION_REDACT: GuardrailAction.ValueType  # 2
 GUARDRAIL_ACTION_AUDIT: GuardrailAction.ValueType  # 3
 Global___GuardrailAction: _TypeAlias = GuardrailAction  # noqa: Y015
 
+class _NotifyFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotifyFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotifyFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTIFY_FORMAT_UNSPECIFIED: _NotifyFormat.ValueType  # 0
+    """json"""
+    NOTIFY_FORMAT_JSON: _NotifyFormat.ValueType  # 1
+    NOTIFY_FORMAT_SLACK: _NotifyFormat.ValueType  # 2
+
+class NotifyFormat(_NotifyFormat, metaclass=_NotifyFormatEnumTypeWrapper): ...
+
+NOTIFY_FORMAT_UNSPECIFIED: NotifyFormat.ValueType  # 0
+"""json"""
+NOTIFY_FORMAT_JSON: NotifyFormat.ValueType  # 1
+NOTIFY_FORMAT_SLACK: NotifyFormat.ValueType  # 2
+Global___NotifyFormat: _TypeAlias = NotifyFormat  # noqa: Y015
+
 @_typing.final
 class ResourceRef(_message.Message):
     """Where a piece of configuration came from, so that diagnostics, spans and
@@ -750,7 +769,12 @@ Global___ModelRule: _TypeAlias = ModelRule  # noqa: Y015
 
 @_typing.final
 class Quota(_message.Message):
-    """----------------------------------------------------------------- quotas"""
+    """----------------------------------------------------------------- quotas
+
+    A budget of tokens and/or cost over a window, shared by every sidecar in
+    scope. The operator holds the budget and lends it out as leases
+    (control_plane.proto); a sidecar spends only what its leases hold.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -762,6 +786,7 @@ class Quota(_message.Message):
     SOFT_THRESHOLD_PERCENT_FIELD_NUMBER: _builtins.int
     BLOCK_FIELD_NUMBER: _builtins.int
     DOWNGRADE_TO_FIELD_NUMBER: _builtins.int
+    NOTIFY_FIELD_NUMBER: _builtins.int
     limit_tokens: _builtins.int
     limit_cost_usd: _builtins.float
     soft_threshold_percent: _builtins.float
@@ -774,6 +799,12 @@ class Quota(_message.Message):
     def scope(self) -> Global___QuotaScope: ...
     @_builtins.property
     def window(self) -> Global___QuotaWindow: ...
+    @_builtins.property
+    def notify(self) -> Global___QuotaNotify:
+        """Where the soft-threshold notification goes: the Secret holding the URL.
+        Only its name and key travel; the operator reads the URL when it notifies.
+        """
+
     def __init__(
         self,
         *,
@@ -785,10 +816,11 @@ class Quota(_message.Message):
         soft_threshold_percent: _builtins.float = ...,
         block: _builtins.bool = ...,
         downgrade_to: _builtins.str = ...,
+        notify: Global___QuotaNotify | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_cost_usd", b"_limit_cost_usd", "_limit_tokens", b"_limit_tokens", "block", b"block", "downgrade_to", b"downgrade_to", "hard_action", b"hard_action", "limit_cost_usd", b"limit_cost_usd", "limit_tokens", b"limit_tokens", "scope", b"scope", "source", b"source", "window", b"window"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_limit_cost_usd", b"_limit_cost_usd", "_limit_tokens", b"_limit_tokens", "block", b"block", "downgrade_to", b"downgrade_to", "hard_action", b"hard_action", "limit_cost_usd", b"limit_cost_usd", "limit_tokens", b"limit_tokens", "notify", b"notify", "scope", b"scope", "source", b"source", "window", b"window"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_cost_usd", b"_limit_cost_usd", "_limit_tokens", b"_limit_tokens", "block", b"block", "downgrade_to", b"downgrade_to", "hard_action", b"hard_action", "limit_cost_usd", b"limit_cost_usd", "limit_tokens", b"limit_tokens", "scope", b"scope", "soft_threshold_percent", b"soft_threshold_percent", "source", b"source", "window", b"window"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_limit_cost_usd", b"_limit_cost_usd", "_limit_tokens", b"_limit_tokens", "block", b"block", "downgrade_to", b"downgrade_to", "hard_action", b"hard_action", "limit_cost_usd", b"limit_cost_usd", "limit_tokens", b"limit_tokens", "notify", b"notify", "scope", b"scope", "soft_threshold_percent", b"soft_threshold_percent", "source", b"source", "window", b"window"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__limit_cost_usd: _TypeAlias = _typing.Literal["limit_cost_usd"]  # noqa: Y015
     _WhichOneofArgType__limit_cost_usd: _TypeAlias = _typing.Literal["_limit_cost_usd", b"_limit_cost_usd"]  # noqa: Y015
@@ -807,6 +839,11 @@ Global___Quota: _TypeAlias = Quota  # noqa: Y015
 
 @_typing.final
 class QuotaScope(_message.Message):
+    """Who a quota applies to: every field set must hold. Namespace is the
+    quota's own; team, application and environment are the pod's identity
+    (its labels); model is the model a request asks for.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     NAMESPACE_FIELD_NUMBER: _builtins.int
@@ -846,7 +883,9 @@ class QuotaWindow(_message.Message):
     calendar: _builtins.str
     """day | month"""
     rolling_seconds: _builtins.int
+    """back-to-back windows of this length from the Unix epoch"""
     time_zone: _builtins.str
+    """IANA name for calendar windows (default UTC)"""
     def __init__(
         self,
         *,
@@ -863,3 +902,26 @@ class QuotaWindow(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
 Global___QuotaWindow: _TypeAlias = QuotaWindow  # noqa: Y015
+
+@_typing.final
+class QuotaNotify(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_SECRET_REF_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    format: Global___NotifyFormat.ValueType
+    @_builtins.property
+    def webhook_secret_ref(self) -> Global___SecretKeyRef: ...
+    def __init__(
+        self,
+        *,
+        webhook_secret_ref: Global___SecretKeyRef | None = ...,
+        format: Global___NotifyFormat.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook_secret_ref", b"webhook_secret_ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "webhook_secret_ref", b"webhook_secret_ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuotaNotify: _TypeAlias = QuotaNotify  # noqa: Y015
