@@ -1,15 +1,17 @@
 """Queries over the usage store: cost by a dimension, the most expensive requests, rates.
 
-A time range is [since, until) in seconds since the epoch. Whole hours inside
-it are read from the hourly rollups; the partial hours at its edges from the
-records, so a range is exact wherever records are still kept and hour-exact
-beyond that. Days are UTC days.
+A time range is [since, until) in seconds since the epoch, cut in pieces:
+whole UTC days inside it are read from the daily rollups, whole hours at its
+ends from the hourly rollups, and the ragged seconds at its edges from the
+records. A range is exact wherever records are still kept, and exact to the
+hour beyond that. Days are UTC days.
 """
 
 from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypedDict
@@ -162,19 +164,43 @@ def _check_range(since: float, until: float) -> None:
         raise QueryError("until", "until must be later than since")
 
 
-def _union(
-    select_hourly: str, select_records: str, since: float, until: float
-) -> tuple[str, list[float]]:
-    """SQL reading whole hours from `hourly` and the edges from `records`."""
-    first_hour = math.ceil(since / HOUR_S)
-    end_hour = math.floor(until / HOUR_S)
+_UNIT = {"daily": "day", "hourly": "hour", "records": "ts"}
+_DAY = {"daily": "day", "hourly": "hour / 24", "records": f"CAST(ts / {DAY_S} AS INTEGER)"}
+_COUNTS = {
+    "daily": "requests, errors",
+    "hourly": "requests, errors",
+    "records": "1 AS requests, error AS errors",
+}
+_TOKENS_AND_COST = "input_tokens, output_tokens, cost_nusd"
+
+
+def pieces(since: float, until: float) -> list[tuple[str, float, float]]:
+    """(table, start, end) pieces covering [since, until) in the table's unit."""
+    first_hour, end_hour = math.ceil(since / HOUR_S), math.floor(until / HOUR_S)
     if first_hour >= end_hour:
-        return f"{select_records} WHERE ts >= ? AND ts < ?", [since, until]
-    sql = (
-        f"{select_hourly} WHERE hour >= ? AND hour < ? UNION ALL "
-        f"{select_records} WHERE (ts >= ? AND ts < ?) OR (ts >= ? AND ts < ?)"
-    )
-    return sql, [first_hour, end_hour, since, first_hour * HOUR_S, end_hour * HOUR_S, until]
+        return [("records", since, until)]
+    found = [("records", since, first_hour * HOUR_S), ("records", end_hour * HOUR_S, until)]
+    first_day, end_day = math.ceil(first_hour / 24), math.floor(end_hour / 24)
+    if first_day >= end_day:
+        found.append(("hourly", first_hour, end_hour))
+    else:
+        found += [
+            ("hourly", first_hour, first_day * 24),
+            ("hourly", end_day * 24, end_hour),
+            ("daily", first_day, end_day),
+        ]
+    return [(table, start, end) for table, start, end in found if start < end]
+
+
+def _union(columns: Callable[[str], str], since: float, until: float) -> tuple[str, list[float]]:
+    """A UNION ALL of `SELECT columns(table)` over the pieces of the range."""
+    selects: list[str] = []
+    params: list[float] = []
+    for table, start, end in pieces(since, until):
+        unit = _UNIT[table]
+        selects.append(f"SELECT {columns(table)} FROM {table} WHERE {unit} >= ? AND {unit} < ?")
+        params += [start, end]
+    return " UNION ALL ".join(selects), params
 
 
 def _key(dimension: str, value: object) -> str:
@@ -188,11 +214,8 @@ def cost_by(conn: sqlite3.Connection, by: str, since: float, until: float) -> Co
     if by not in DIMENSIONS:
         raise QueryError("by", f"unknown dimension {by!r}; one of {', '.join(DIMENSIONS)}")
     _check_range(since, until)
-    measures = "requests, errors, input_tokens, output_tokens, cost_nusd"
     sql, params = _union(
-        f"SELECT {by} AS k, hour / 24 AS day, {measures} FROM hourly",
-        f"SELECT {by} AS k, CAST(ts / {DAY_S} AS INTEGER) AS day, 1 AS requests,"
-        " error AS errors, input_tokens, output_tokens, cost_nusd FROM records",
+        lambda table: f"{by} AS k, {_DAY[table]} AS day, {_COUNTS[table]}, {_TOKENS_AND_COST}",
         since,
         until,
     )
@@ -281,12 +304,7 @@ def _rate(count: int, requests: int) -> float:
 def rates(conn: sqlite3.Connection, since: float, until: float) -> RatesReport:
     """Error, fallback and guardrail-verdict rates over the range."""
     _check_range(since, until)
-    sql, params = _union(
-        "SELECT fallback, guardrail, requests, errors FROM hourly",
-        "SELECT fallback, guardrail, 1 AS requests, error AS errors FROM records",
-        since,
-        until,
-    )
+    sql, params = _union(lambda table: f"fallback, guardrail, {_COUNTS[table]}", since, until)
     query = f"SELECT fallback, guardrail, SUM(requests), SUM(errors) FROM ({sql}) GROUP BY 1, 2"
     requests = errors = fallbacks = 0
     verdicts = dict.fromkeys(GUARDRAIL_VALUES, 0)

@@ -1,11 +1,13 @@
-"""The usage store: an embedded SQLite database of usage records and hourly rollups.
+"""The usage store: an embedded SQLite database of usage records and their rollups.
 
 - `records`: one row per request, kept for `retention` (default 30 days) and
   deleted after that; the source of exact edges of a time range and of the
   most expensive requests with their trace ids.
-- `hourly`: per hour, per combination of every dimension (dimensions.py),
-  the sums of requests, errors, tokens, cost and latency; kept for
-  `rollup_retention` (default 400 days) so long ranges read few rows.
+- `hourly` and `daily`: per hour and per UTC day, per combination of every
+  dimension (dimensions.py), the sums of requests, errors, tokens, cost and
+  latency; kept for `rollup_retention` (default 400 days). A query reads
+  whole days from `daily`, whole hours at the ends from `hourly` and only the
+  ragged seconds from `records` (queries.py), so long ranges read few rows.
 
 Cost is stored as integer nano-dollars (`cost_nusd`), so sums are exact and
 do not depend on the order records arrived in.
@@ -32,7 +34,6 @@ from sidelight_operator.usage.dimensions import DIMENSIONS, Row, to_row
 from sidelight_proto.v1 import usage_pb2
 
 DAY_S = 86_400.0
-HOUR_S = 3_600
 DEFAULT_RETENTION_S = 30 * DAY_S
 DEFAULT_ROLLUP_RETENTION_S = 400 * DAY_S
 DEFAULT_PRUNE_INTERVAL_S = 600.0
@@ -41,6 +42,19 @@ SCHEMA_VERSION = 1
 Listener = Callable[[Sequence[usage_pb2.UsageRecord]], None]
 
 _DIM_COLUMNS = ", ".join(DIMENSIONS)
+_ROLLUP_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{table}} (
+    {{unit}} INTEGER NOT NULL,
+    namespace TEXT NOT NULL, team TEXT NOT NULL, application TEXT NOT NULL,
+    environment TEXT NOT NULL, requested_model TEXT NOT NULL, served_model TEXT NOT NULL,
+    backend TEXT NOT NULL, route TEXT NOT NULL, fallback INTEGER NOT NULL,
+    guardrail TEXT NOT NULL,
+    requests INTEGER NOT NULL, errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    cost_nusd INTEGER NOT NULL, latency_ms REAL NOT NULL,
+    PRIMARY KEY ({{unit}}, {_DIM_COLUMNS})
+) WITHOUT ROWID;
+"""
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS records (
     id TEXT PRIMARY KEY,
@@ -56,28 +70,19 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE INDEX IF NOT EXISTS records_cost ON records (cost_nusd);
-CREATE TABLE IF NOT EXISTS hourly (
-    hour INTEGER NOT NULL,
-    namespace TEXT NOT NULL, team TEXT NOT NULL, application TEXT NOT NULL,
-    environment TEXT NOT NULL, requested_model TEXT NOT NULL, served_model TEXT NOT NULL,
-    backend TEXT NOT NULL, route TEXT NOT NULL, fallback INTEGER NOT NULL,
-    guardrail TEXT NOT NULL,
-    requests INTEGER NOT NULL, errors INTEGER NOT NULL,
-    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
-    cost_nusd INTEGER NOT NULL, latency_ms REAL NOT NULL,
-    PRIMARY KEY (hour, {_DIM_COLUMNS})
-) WITHOUT ROWID;
+{_ROLLUP_TABLE.format(table="hourly", unit="hour")}
+{_ROLLUP_TABLE.format(table="daily", unit="day")}
 """
 _INSERT_RECORD = f"""
 INSERT OR IGNORE INTO records (id, ts, {_DIM_COLUMNS}, pod, endpoint, stream, attempts,
     input_tokens, output_tokens, cost_nusd, latency_ms, status, error_type, error, trace_id)
 VALUES ({", ".join("?" * (len(DIMENSIONS) + 14))})
 """
-_UPSERT_HOURLY = f"""
-INSERT INTO hourly (hour, {_DIM_COLUMNS}, requests, errors, input_tokens, output_tokens,
+_UPSERT_ROLLUP = f"""
+INSERT INTO {{table}} ({{unit}}, {_DIM_COLUMNS}, requests, errors, input_tokens, output_tokens,
     cost_nusd, latency_ms)
 VALUES ({", ".join("?" * (len(DIMENSIONS) + 7))})
-ON CONFLICT (hour, {_DIM_COLUMNS}) DO UPDATE SET
+ON CONFLICT ({{unit}}, {_DIM_COLUMNS}) DO UPDATE SET
     requests = requests + excluded.requests,
     errors = errors + excluded.errors,
     input_tokens = input_tokens + excluded.input_tokens,
@@ -85,10 +90,9 @@ ON CONFLICT (hour, {_DIM_COLUMNS}) DO UPDATE SET
     cost_nusd = cost_nusd + excluded.cost_nusd,
     latency_ms = latency_ms + excluded.latency_ms
 """
+_ROLLUPS = (("hourly", "hour", 3_600), ("daily", "day", 86_400))
 # SQLite allows 32766 host parameters since 3.32; stay well below.
 _ID_CHUNK = 900
-
-_Measures = list[float]
 
 
 def _connect(target: str) -> sqlite3.Connection:
@@ -100,7 +104,7 @@ def _connect(target: str) -> sqlite3.Connection:
 
 
 class UsageStore:
-    """Usage records and hourly rollups in SQLite; `path=None` keeps them in memory."""
+    """Usage records and their rollups in SQLite; `path=None` keeps them in memory."""
 
     def __init__(
         self,
@@ -173,7 +177,7 @@ class UsageStore:
         return len(new)
 
     def prune(self) -> tuple[int, int]:
-        """Delete records and rollups past their retention: (records, rollup rows)."""
+        """Delete records and rollups past their retention: (records, rollup rows, both tables)."""
         with self._lock:
             return self._prune_locked(self.clock())
 
@@ -208,20 +212,25 @@ class UsageStore:
         return known
 
     def _write(self, rows: list[Row]) -> None:
-        rollups: dict[tuple[object, ...], _Measures] = {}
-        for row in rows:
-            key = (int(row.ts // HOUR_S), *row.dims)
-            sums = rollups.get(key)
-            if sums is None:
-                rollups[key] = list(row.measures())
-            else:
-                for index, value in enumerate(row.measures()):
-                    sums[index] += value
+        upserts: list[tuple[str, list[tuple[object, ...]]]] = []
+        for table, unit, seconds in _ROLLUPS:
+            sums: dict[tuple[object, ...], list[float]] = {}
+            for row in rows:
+                key = (int(row.ts // seconds), *row.dims)
+                found = sums.get(key)
+                if found is None:
+                    sums[key] = list(row.measures())
+                else:
+                    for index, value in enumerate(row.measures()):
+                        found[index] += value
+            sql = _UPSERT_ROLLUP.format(table=table, unit=unit)
+            upserts.append((sql, [(*key, *values) for key, values in sums.items()]))
         conn = self._writer
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.executemany(_INSERT_RECORD, [row.columns() for row in rows])
-            conn.executemany(_UPSERT_HOURLY, [(*key, *sums) for key, sums in rollups.items()])
+            for sql, values in upserts:
+                conn.executemany(sql, values)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -235,8 +244,11 @@ class UsageStore:
             records = conn.execute(
                 "DELETE FROM records WHERE ts < ?", (now - self.retention_s,)
             ).rowcount
-            first_hour = int((now - self.rollup_retention_s) // HOUR_S)
-            rollups = conn.execute("DELETE FROM hourly WHERE hour < ?", (first_hour,)).rowcount
+            rollups = 0
+            for table, unit, seconds in _ROLLUPS:
+                first = int((now - self.rollup_retention_s) // seconds)
+                sql = f"DELETE FROM {table} WHERE {unit} < ?"
+                rollups += conn.execute(sql, (first,)).rowcount
         except BaseException:
             conn.execute("ROLLBACK")
             raise

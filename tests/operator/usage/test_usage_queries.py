@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from sidelight_operator.usage.dimensions import guardrail_summary
-from sidelight_operator.usage.queries import QueryError
+from sidelight_operator.usage.queries import QueryError, pieces
 from sidelight_operator.usage.store import DAY_S, UsageStore
 from tests.operator.usage.factory import T0, record
 
@@ -155,3 +157,44 @@ def test_guardrail_summary_is_the_most_severe_verdict(
     verdicts: tuple[str, ...], summary: str
 ) -> None:
     assert guardrail_summary(record("x", verdicts=verdicts)) == summary
+
+
+def test_pieces_cut_a_range_into_days_hours_and_seconds() -> None:
+    since = T0 - DAY_S - HOUR - 30  # 22:59:30 two days before T0's day
+    until = T0 + DAY_S + 2 * HOUR + 5
+    hour0, day0 = int(T0 // HOUR), int(T0 // DAY_S)
+    assert pieces(since, until) == [
+        ("records", since, T0 - DAY_S - HOUR),
+        ("records", T0 + DAY_S + 2 * HOUR, until),
+        ("hourly", hour0 - 25, hour0 - 24),
+        ("hourly", hour0 + 24, hour0 + 26),
+        ("daily", day0 - 1, day0 + 1),
+    ]
+    assert pieces(T0 + 5, T0 + 50) == [("records", T0 + 5, T0 + 50)]
+    assert pieces(T0, T0 + 2 * HOUR) == [("hourly", hour0, hour0 + 2)]
+
+
+def test_any_range_is_exact_while_records_are_kept() -> None:
+    rng = random.Random(3)
+    store = UsageStore(clock=lambda: T0 + 10 * DAY_S)
+    times = sorted(T0 + rng.uniform(0, 6 * DAY_S) for _ in range(400))
+    costs = [rng.randint(1, 10**6) / 10**6 for _ in times]
+    teams = [rng.choice(["a", "b", "c"]) for _ in times]
+    store.ingest(
+        [
+            record(f"r{i}", ts, team=team, cost_usd=cost)
+            for i, (ts, team, cost) in enumerate(zip(times, teams, costs, strict=True))
+        ]
+    )
+    for _ in range(60):
+        since, until = sorted(T0 + rng.uniform(-DAY_S, 7 * DAY_S) for _ in range(2))
+        inside = [i for i, ts in enumerate(times) if since <= ts < until]
+        report = store.cost_by("team", since, until)
+        assert report["total"]["requests"] == len(inside)
+        expected = sum(round(costs[i] * 10**9) for i in inside) / 10**9
+        assert report["total"]["cost_usd"] == expected
+        for group in report["groups"]:
+            members = [i for i in inside if teams[i] == group["key"]]
+            assert group["requests"] == len(members)
+            assert sum(day["requests"] for day in group["trend"]) == len(members)
+        assert store.rates(since, until)["requests"] == len(inside)

@@ -121,7 +121,7 @@ def test_retention_prunes_records_and_keeps_rollups() -> None:
     assert raw[0] == 1
     assert rolled[0] == 2
     now[0] = T0 + 11 * DAY_S
-    assert store.prune() == (1, 2)
+    assert store.prune() == (1, 4)  # two hourly and two daily rows
 
 
 def test_records_older_than_retention_are_dropped_and_counted() -> None:
