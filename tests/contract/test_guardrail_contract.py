@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,29 @@ from tests.operator.test_compile_golden import GOLDEN
 
 ROOT = Path(__file__).resolve().parents[2]
 API = ("sidelight.io/v1alpha1", "Guardrail")
+
+
+def doc_blocks() -> list[Any]:
+    """The YAML blocks of docs/guardrails.md, as parameters."""
+    page = (ROOT / "docs" / "guardrails.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", page, re.S)]
+    return [pytest.param(b, id=str(b.get("kind") or next(iter(b)))) for b in blocks]
+
+
+@pytest.mark.parametrize("block", doc_blocks())
+def test_the_documented_yaml_compiles(block: dict[str, Any]) -> None:
+    """The page's Guardrail, and each rule kind's snippet as a rule, compile as they are."""
+    if block.get("kind") != "Guardrail":
+        rule = {"name": "documented", "action": "block", **block}
+        block = {
+            "apiVersion": "sidelight.io/v1alpha1",
+            "kind": "Guardrail",
+            "metadata": {"name": "documented", "namespace": "docs"},
+            "spec": {"rules": [rule]},
+        }
+    result = compile_snapshot([block])
+    assert result.diagnostics == []
+    assert len(result.snapshot.guardrails) == 1
 
 
 def test_guardrail_crd_names() -> None:
