@@ -3,7 +3,8 @@
 No I/O, no clock, no API calls (STYLE principle 1). The operator's handlers,
 the standalone file source and the tests call the same functions:
 
-- `compile_snapshot(resources)`: LLMRoutes, Guardrails and Secrets to a `CompileResult`;
+- `compile_snapshot(resources)`: LLMRoutes, Guardrails, LLMQuotas and Secrets to a
+  `CompileResult`;
 - `select_for_pod(resources, namespace, labels)`: what applies to one pod.
 """
 

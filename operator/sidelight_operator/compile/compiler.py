@@ -1,7 +1,7 @@
 """CRD objects in, one `Snapshot` out: the pure compile step.
 
 `compile_snapshot` takes resources as plain dicts, as the Kubernetes API
-returns them (LLMRoutes, Guardrails and v1 Secrets), and returns the
+returns them (LLMRoutes, Guardrails, LLMQuotas and v1 Secrets), and returns the
 Snapshot, the diagnostics, and whether each resource was accepted. It does
 no I/O and reads no clock, so the operator, the standalone file source and
 the tests all get the same answer from the same input (STYLE principle 1).
@@ -27,6 +27,7 @@ from google.protobuf.message import Message
 
 from sidelight_operator.compile.diagnostics import Diagnostic, Problems, ResourceKey
 from sidelight_operator.compile.guardrail import build_guardrail
+from sidelight_operator.compile.llmquota import build_quota
 from sidelight_operator.compile.llmroute import build_route_set
 from sidelight_operator.compile.reader import Reader
 from sidelight_operator.compile.secrets import SecretIndex
@@ -34,6 +35,7 @@ from sidelight_proto.v1 import snapshot_pb2
 
 LLMROUTE = "LLMRoute"
 GUARDRAIL = "Guardrail"
+LLMQUOTA = "LLMQuota"
 API_VERSION = "sidelight.io/v1alpha1"
 RESOURCE_FIELDS = ("apiVersion", "kind", "metadata", "spec", "status")
 
@@ -58,6 +60,10 @@ COMPILED: dict[str, CompiledKind[Any]] = {
     GUARDRAIL: CompiledKind(
         lambda source, spec, reader, _: build_guardrail(source, spec, reader),
         lambda snapshot: snapshot.guardrails,
+    ),
+    LLMQUOTA: CompiledKind(
+        lambda source, spec, reader, _: build_quota(source, spec, reader),
+        lambda snapshot: snapshot.quotas,
     ),
 }
 

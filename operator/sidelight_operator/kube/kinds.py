@@ -32,4 +32,5 @@ class CrdKind:
 KINDS: tuple[CrdKind, ...] = (
     CrdKind("LLMRoute", "llmroutes"),
     CrdKind("Guardrail", "guardrails"),
+    CrdKind("LLMQuota", "llmquotas"),
 )
