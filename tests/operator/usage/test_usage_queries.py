@@ -198,3 +198,17 @@ def test_any_range_is_exact_while_records_are_kept() -> None:
             assert group["requests"] == len(members)
             assert sum(day["requests"] for day in group["trend"]) == len(members)
         assert store.rates(since, until)["requests"] == len(inside)
+
+
+@pytest.mark.parametrize("hours", [1, 24 * 9])
+def test_top_over_narrow_and_wide_ranges(hours: int) -> None:
+    store = UsageStore(clock=lambda: T0 + 10 * DAY_S)
+    store.ingest(
+        [record(f"r{i}", T0 + i * 600, cost_usd=(i * 7919 % 1000) / 1000) for i in range(1440)]
+    )
+    since, until = T0 + DAY_S, T0 + DAY_S + hours * HOUR
+    expected = sorted(
+        (i for i in range(1440) if since <= T0 + i * 600 < until),
+        key=lambda i: (-(i * 7919 % 1000), -i),
+    )[:5]
+    assert [r["id"] for r in store.top(5, since, until)["requests"]] == [f"r{i}" for i in expected]
