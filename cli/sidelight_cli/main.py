@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="serve LLMRoute files locally (standalone mode)",
+        help="serve LLMRoute, Guardrail and LLMQuota files locally (standalone mode)",
         description="Standalone mode: the operator's control plane over files, and a sidecar "
         "connected to it over the same gRPC protocol as in a cluster. The control plane "
         "listens on a free 127.0.0.1 port in plain text (no TLS) and checks no token: it "

@@ -206,5 +206,6 @@ def _serving(snapshot: snapshot_pb2.Snapshot) -> str:
     routes = sum(len(rs.routes) for rs in snapshot.route_sets)
     return (
         f"serving version {snapshot.version}: {len(snapshot.route_sets)} LLMRoute(s), "
-        f"{routes} route(s)"
+        f"{routes} route(s), {len(snapshot.guardrails)} Guardrail(s), "
+        f"{len(snapshot.quotas)} LLMQuota(s)"
     )

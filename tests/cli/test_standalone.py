@@ -91,7 +91,7 @@ async def test_the_files_are_served_once_the_sidecar_acked_them(local: Local) ->
     await local.standalone.start()
     assert local.source.snapshot is not None
     version = local.source.snapshot.version
-    assert f"serving version {version}: 1 LLMRoute(s), 1 route(s)" in local.output
+    assert f"serving version {version}: 1 LLMRoute(s), 1 route(s), 0 Guardrail(s)" in local.output
     assert await local.ready() == 200
     assert await local.route() == (200, "first")
     [state] = local.source.hub.sidecars()
