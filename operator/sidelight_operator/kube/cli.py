@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
 from sidelight_operator.inject.options import add_webhook_arguments, build_webhook_options
+from sidelight_operator.otlp.options import add_tracing_arguments, build_tracing_options
 from sidelight_operator.usage.options import add_usage_arguments, build_usage_options
 
 
@@ -63,6 +65,7 @@ def add_operator_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO")
     add_webhook_arguments(parser)
     add_usage_arguments(parser)
+    add_tracing_arguments(parser)
     parser.set_defaults(run=run_operator_command)
 
 
@@ -98,6 +101,7 @@ def run_operator_command(args: argparse.Namespace) -> int:
         audience=args.audience,
         webhook=build_webhook_options(args),
         usage=build_usage_options(args),
+        tracing=build_tracing_options(args, os.environ),
     )
 
     async def run() -> None:

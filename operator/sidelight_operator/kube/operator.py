@@ -6,7 +6,8 @@
    no sidecar is ever sent the empty snapshot of an operator that has not
    read the cluster yet (after a restart, every sidecar reconnects at once);
 2. serve the ControlPlane (gRPC, TLS; ReportUsage writes into the usage
-   store), the usage API with `/metrics`, and the health probes;
+   store), the usage API with `/metrics`, the trace relay (OTLP/HTTP over
+   TLS, when `--otlp-forward-endpoint` is given), and the health probes;
 3. run kopf (its watches keep the index current, in a thread of its own)
    and the status writer, until `stop` is set or kopf stops.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,8 @@ from sidelight_operator.kube.kinds import KINDS, CrdKind
 from sidelight_operator.kube.reconcile import Reconciler
 from sidelight_operator.kube.snapshots import SnapshotSource
 from sidelight_operator.kube.status import StatusWriter
+from sidelight_operator.otlp.options import TracingOptions
+from sidelight_operator.otlp.service import TraceRelay
 from sidelight_operator.usage.options import UsageOptions
 from sidelight_operator.usage.service import UsageService
 
@@ -63,6 +67,8 @@ class OperatorOptions:
     webhook: WebhookOptions | None = None
     """Serve the sidecar injection webhook too."""
     usage: UsageOptions = field(default_factory=UsageOptions)
+    tracing: TracingOptions = field(default_factory=TracingOptions)
+    """The trace relay; off without a forward endpoint."""
 
 
 class Operator:
@@ -89,7 +95,17 @@ class Operator:
         )
         self.webhook = WebhookServer(api, options.webhook) if options.webhook else None
         self.usage = UsageService(options.usage)
+        self.traces = (
+            TraceRelay(options.tracing, self.authenticator, self.usage.registry, self._server_tls())
+            if options.tracing.enabled
+            else None
+        )
         self.serving = False
+
+    def _server_tls(self) -> ssl.SSLContext:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(self.options.tls_cert, self.options.tls_key)
+        return tls
 
     def _ready(self) -> bool:
         return self.serving and (self.webhook is None or self.webhook.ready)
@@ -110,6 +126,8 @@ class Operator:
         if self.webhook is not None:
             await self.webhook.start()
         await self.usage.start()
+        if self.traces is not None:
+            await self.traces.start()
         health = await start_health(self.options.health_host, self.options.health_port, self._ready)
         self.serving = True
         status = asyncio.create_task(self.status.run(), name="status writer")
@@ -142,6 +160,8 @@ class Operator:
             if self.webhook is not None:
                 await self.webhook.stop()
             await self.usage.stop()
+            if self.traces is not None:
+                await self.traces.stop()
             await health.cleanup()
             await watching
 

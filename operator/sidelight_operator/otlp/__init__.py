@@ -10,10 +10,8 @@
   target, with retries and backoff.
 - `RelayMetrics` (metrics.py): received, forwarded and dropped spans.
 
+Nothing is imported here: the `sidelight` parser imports options.py in
+every image, the sidecar's included, and should not pay for the rest.
+
 See docs/tracing.md.
 """
-
-from sidelight_operator.otlp.options import TracingOptions
-from sidelight_operator.otlp.service import TraceRelay
-
-__all__ = ["TraceRelay", "TracingOptions"]

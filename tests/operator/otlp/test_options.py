@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+from sidelight_cli.main import build_parser
 from sidelight_operator.otlp.options import (
     HEADERS_ENV,
     TracingOptions,
@@ -65,3 +66,9 @@ def test_bad_headers_are_refused_without_quoting_their_value(text: str) -> None:
 def test_empty_entries_are_ignored() -> None:
     assert parse_headers("") == {}
     assert parse_headers("a=1,,b=") == {"a": "1", "b": ""}
+
+
+def test_the_operator_command_takes_the_relay_flags() -> None:
+    argv = ["operator", "--tls-cert=c.pem", "--tls-key=k.pem", "--otlp-forward-endpoint=http://t"]
+    args = build_parser().parse_args(argv)
+    assert build_tracing_options(args).forward_endpoint == "http://t"
