@@ -64,6 +64,9 @@ class InjectionConfig:
     )
     identity_labels: IdentityLabels = field(default_factory=IdentityLabels)
     otlp_endpoint: str | None = None
+    """OTLP/HTTP base URL the sidecar exports its spans to; None: no export."""
+    otlp_via_operator: bool = False
+    """`otlp_endpoint` is the operator's trace relay: the sidecar proves its pod there."""
     excluded_namespaces: frozenset[str] = SYSTEM_NAMESPACES
     token_audience: str = "sidelight"
     token_expiration_seconds: int = 3600
@@ -97,7 +100,8 @@ def build_injection_config(
     """
     known = {
         "image", "imagePullPolicy", "port", "controlPlane", "resources",
-        "securityContext", "identityLabels", "otlpEndpoint", "excludedNamespaces",
+        "securityContext", "identityLabels", "otlpEndpoint", "otlpViaOperator",
+        "excludedNamespaces",
         "tokenAudience", "tokenExpirationSeconds", "failurePolicy",
     }  # fmt: skip
     unknown = sorted(set(document) - known)
@@ -113,6 +117,11 @@ def build_injection_config(
     unknown_labels = sorted(set(labels) - {"team", "application", "environment"})
     if unknown_labels:
         raise ConfigError(f"unknown identityLabels: {', '.join(unknown_labels)}")
+    via_operator = document.get("otlpViaOperator", False)
+    if not isinstance(via_operator, bool):
+        raise ConfigError(f"otlpViaOperator must be true or false, not {via_operator!r}")
+    if via_operator and not document.get("otlpEndpoint"):
+        raise ConfigError("otlpViaOperator needs otlpEndpoint (the operator's trace relay)")
     port = int(document.get("port", 4000))
     if not 0 < port < 65536:
         raise ConfigError(f"port {port} is not a TCP port")
@@ -127,6 +136,7 @@ def build_injection_config(
         security_context=document.get("securityContext") or dict(DEFAULT_SECURITY_CONTEXT),
         identity_labels=IdentityLabels(**{k: str(v) for k, v in labels.items()}),
         otlp_endpoint=document.get("otlpEndpoint") or None,
+        otlp_via_operator=via_operator,
         excluded_namespaces=SYSTEM_NAMESPACES | frozenset(document.get("excludedNamespaces", ())),
         token_audience=str(document.get("tokenAudience", "sidelight")),
         token_expiration_seconds=int(document.get("tokenExpirationSeconds", 3600)),

@@ -13,6 +13,12 @@ and nowhere else; it projects
 
 `sidelight-state` is an emptyDir for the last good snapshot, which the
 sidecar serves after a restart while the operator is away.
+
+Spans go to `--otlp-endpoint`. When that is the operator's trace relay
+(`otlp_via_operator`), the sidecar proves its pod there as on the control
+plane: `SIDELIGHT_OTLP_TOKEN_FILE` names the token and
+`OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE` the CA (docs/tracing.md). An
+endpoint outside the cluster never gets them: the token is the pod's proof.
 """
 
 from __future__ import annotations
@@ -103,6 +109,18 @@ def build_sidecar_args(config: InjectionConfig) -> list[str]:
     return args
 
 
+def build_otlp_env(config: InjectionConfig) -> list[dict[str, Any]]:
+    """How the sidecar proves its pod to the operator's trace relay; nothing for others."""
+    if not (config.otlp_endpoint and config.otlp_via_operator):
+        return []
+    env = [{"name": "SIDELIGHT_OTLP_TOKEN_FILE", "value": f"{IDENTITY_DIR}/token"}]
+    if config.ca_bundle:
+        env.append(
+            {"name": "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "value": f"{IDENTITY_DIR}/ca.crt"}
+        )
+    return env
+
+
 def build_sidecar_container(
     pod: Mapping[str, Any], config: InjectionConfig, workload: str | None = None
 ) -> dict[str, Any]:
@@ -117,7 +135,7 @@ def build_sidecar_container(
         **native,
         "command": ["sidelight", "sidecar"],
         "args": build_sidecar_args(config),
-        "env": build_identity_env(pod, config, workload),
+        "env": [*build_identity_env(pod, config, workload), *build_otlp_env(config)],
         "resources": copy.deepcopy(dict(config.resources)),
         "securityContext": copy.deepcopy(dict(config.security_context)),
         "volumeMounts": [
