@@ -9,7 +9,7 @@ from pathlib import Path
 SIDELIGHT = Path(sys.executable).parent / "sidelight"
 
 
-def test_demo_shows_routes_translation_and_fallback() -> None:
+def test_demo_shows_routes_translation_fallback_and_guardrails() -> None:
     result = subprocess.run(
         [str(SIDELIGHT), "demo"], capture_output=True, text=True, timeout=120, check=False
     )
@@ -21,4 +21,9 @@ def test_demo_shows_routes_translation_and_fallback() -> None:
     assert "long-high-priority-chat" in lines["chat, high priority, long"]
     assert "claude-3-haiku" in lines["OpenAI SDK, streaming, via Claude"]
     assert lines["summary while Claude is overloaded"].split()[-1] == "true"
-    assert "6 records" in result.stdout
+    assert "provider received  Write to <EMAIL_1> about the card <CARD_1>." in result.stdout
+    assert "caller got back    Echo: Write to jane.doe@example.com" in result.stdout
+    assert "HTTP 400 guardrail_blocked: guardrail default/local-safety, rule injection" in (
+        result.stdout
+    )
+    assert "8 records" in result.stdout
