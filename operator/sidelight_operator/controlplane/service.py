@@ -6,6 +6,8 @@ write what the hub queues and pass every answer back to it. The hub never
 sees a socket, and a stream can only ever carry its own pod's snapshot.
 ReportUsage is authenticated the same way and handed to `serve_reports`
 (usage.py) with the pod; without `UsageReporting` it is UNIMPLEMENTED.
+Leases (quota budget leases) likewise goes to `quota.lending.serve_leases`;
+without `QuotaLending` it is UNIMPLEMENTED.
 
 `serve` starts a grpc.aio server in the running event loop: with TLS (the
 operator's serving certificate and key, PEM) in a cluster, or in plain text
@@ -32,6 +34,7 @@ from sidelight_operator.controlplane.auth import (
 )
 from sidelight_operator.controlplane.hub import Hub, Session, SnapshotUnavailable
 from sidelight_operator.controlplane.usage import UsageReporting, serve_reports
+from sidelight_operator.quota.lending import QuotaLending, serve_leases
 from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,16 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
     """StreamSnapshots over a `Hub` and ReportUsage, each stream bound to its authenticated pod."""
 
     def __init__(
-        self, hub: Hub, authenticator: Authenticator, usage: UsageReporting | None = None
+        self,
+        hub: Hub,
+        authenticator: Authenticator,
+        usage: UsageReporting | None = None,
+        leases: QuotaLending | None = None,
     ) -> None:
         self.hub = hub
         self.authenticator = authenticator
         self.usage = usage
+        self.leases = leases
 
     async def StreamSnapshots(
         self, request_iterator: Requests, context: aio.ServicerContext[object, object]
@@ -112,6 +120,30 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
         finally:
             await acks.aclose()
 
+    async def Leases(
+        self,
+        request_iterator: AsyncIterator[control_plane_pb2.LeaseRequest],
+        context: aio.ServicerContext[object, object],
+    ) -> AsyncIterator[control_plane_pb2.LeaseResponse]:
+        """Authenticate, then answer the pod's quota lease asks from the ledger."""
+        if self.leases is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this operator lends no quota")
+        try:
+            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
+        pod = await self._authenticate(first.node, context)
+        responses = serve_leases(self.leases, pod, first, request_iterator)
+        try:
+            async for response in responses:
+                yield response
+        except aio.AioRpcError as exc:
+            log.debug("lease stream of %s ended: %s", pod.name, exc.code())
+        finally:
+            await responses.aclose()
+
     async def _authenticate(
         self, node: control_plane_pb2.Node, context: aio.ServicerContext[object, object]
     ) -> PodRef:
@@ -154,14 +186,15 @@ async def serve(
     address: str,
     tls: tuple[bytes, bytes] | None = None,
     usage: UsageReporting | None = None,
+    leases: QuotaLending | None = None,
 ) -> ControlPlaneServer:
     """Serve the ControlPlane on `address` (port 0: a free one); `tls` is (cert, key) PEM.
 
-    Without `usage` ReportUsage answers UNIMPLEMENTED.
+    Without `usage` ReportUsage answers UNIMPLEMENTED, without `leases` Leases does.
     """
     server = aio.server(options=SERVER_OPTIONS)
     control_plane_pb2_grpc.add_ControlPlaneServicer_to_server(
-        ControlPlaneService(hub, authenticator, usage), server
+        ControlPlaneService(hub, authenticator, usage, leases), server
     )
     if tls is None:
         port = server.add_insecure_port(address)

@@ -296,7 +296,10 @@ class LeaseAsk(_message.Message):
     quota: _builtins.str
     """namespace/name of the LLMQuota"""
     lease_id: _builtins.str
-    """"" opens a new lease in the current window"""
+    """Chosen by the sidecar (random) when it opens a lease: an id the operator
+    does not know for this pod opens a lease in the current window, so a
+    request sent again after a lost answer opens nothing twice.
+    """
     spent_tokens: _builtins.int
     """Totals over the lease's life, as the sidecar counts them."""
     spent_nusd: _builtins.int
