@@ -21,7 +21,9 @@ IBAN_LENGTHS = {
     "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
 }  # fmt: skip
 
-_LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")  # 2d, less 9 when over 9
+# Each ASCII digit to its value, and to the value of its double less 9 when over 9.
+_DIGIT_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_LUHN_DOUBLE = bytes.maketrans(b"0123456789", bytes((0, 2, 4, 6, 8, 1, 3, 5, 7, 9)))
 _LETTER_VALUES = {ord(c): str(10 + i) for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
 
 # Card issuer prefixes (IIN ranges) and the lengths each issues:
@@ -73,9 +75,11 @@ _CC_3_PREFIXES = frozenset(
 
 
 def luhn_ok(digits: str) -> bool:
-    """ISO/IEC 7812 check digit (the Luhn mod-10 algorithm)."""
-    doubled = digits[-2::-2].translate(_LUHN_DOUBLE)
-    return (sum(map(int, digits[-1::-2])) + sum(map(int, doubled))) % 10 == 0
+    """ISO/IEC 7812 check digit (the Luhn mod-10 algorithm), on ASCII digits."""
+    raw = digits.encode()
+    kept = raw[-1::-2].translate(_DIGIT_VALUE)
+    doubled = raw[-2::-2].translate(_LUHN_DOUBLE)
+    return (sum(kept) + sum(doubled)) % 10 == 0
 
 
 def card_lengths(digits: str) -> frozenset[int]:

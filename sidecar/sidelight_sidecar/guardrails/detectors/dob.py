@@ -1,6 +1,6 @@
 """DATE_OF_BIRTH: a date, only when a birth keyword stands just before it.
 
-Dates are found from the shape (numeric forms) or from a four-digit year
+Dates are found from the shape (numeric forms) or from a year 19xx or 20xx
 (written forms: "14 March 1985", "March 14, 1985", "14. März 1985",
 "1985年3月14日"); then a keyword ("DOB", "date of birth", "born on",
 "birthday", "geboren am", "né le", "fecha de nacimiento"...) must end at most
@@ -11,14 +11,19 @@ personal data by itself and is not reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 from sidelight_sidecar.guardrails.detectors import checks
 
 _NUMERIC_DATE = re.compile(
     rb"0(?<![0aA_.\-/]0)(?:000([\-./])00?\1|0?([\-./])00?\2(?:00)?)00(?![0aA_]|[\-./]0)"
 )
-_YEAR = re.compile(rb"0(?<![0aA_]0)(?<!0[\-./]0)000(?![0aA_]|[\-./]0)")
+# A year of the 1900s or 2000s on the text itself: the literal "19" or "20" is
+# what `re` scans for, so the many other four-digit groups (account and card
+# numbers) are never candidates. Boundaries are ASCII, as on the shape.
+_YEARS = tuple(
+    re.compile(rf"{c}(?<![0-9A-Za-z_]{c})(?<![0-9][\-./]{c})[0-9]{{2}}(?![0-9A-Za-z_]|[\-./][0-9])")
+    for c in ("19", "20")
+)
 _NUMBERS = re.compile(r"\d+")
 
 _MONTH = (
@@ -50,27 +55,28 @@ _KEYWORD_TO_DATE = re.compile(
 _WINDOW = 60
 
 
-def find_birth_dates(text: str, shape: bytes) -> Iterator[tuple[int, int]]:
+def find_birth_dates(text: str, shape: bytes) -> list[tuple[int, int]]:
     """Spans of dates that a birth keyword introduces."""
+    found: list[tuple[int, int]] = []
     for m in _NUMERIC_DATE.finditer(shape):
         start, end = m.span()
         if _numeric_ok(text[start:end]) and _introduced(text, start):
-            yield start, end
-    for m in _YEAR.finditer(shape):
-        start, end = m.span()
-        if text[start : start + 2] not in ("19", "20") or not _keywords(text, start):
+            found.append((start, end))
+    for start, end in [m.span() for year in _YEARS for m in year.finditer(text)]:
+        if not _keywords(text, start):
             continue
         cjk = _CJK_DATE.match(text, start)
         if cjk:
             month, day = int(cjk.group(1)), int(cjk.group(2))
             if checks.date_ok(day, month, 2000) and _introduced(text, start):
-                yield start, cjk.end()
+                found.append((start, cjk.end()))
             continue
         written = _WRITTEN_BEFORE_YEAR.search(text, max(0, start - 40), start)
         if written:
             day = int(written.group(1) or written.group(2))
             if 1 <= day <= 31 and _introduced(text, written.start()):
-                yield written.start(), end
+                found.append((written.start(), end))
+    return found
 
 
 def _keywords(text: str, start: int) -> list[int]:

@@ -10,34 +10,37 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from functools import cache
+from itertools import accumulate
 
 from sidelight_sidecar.guardrails.detectors import checks
 from sidelight_sidecar.guardrails.detectors.base import Finding
 from sidelight_sidecar.guardrails.detectors.dob import find_birth_dates
 from sidelight_sidecar.guardrails.detectors.phone import find_phones
-from sidelight_sidecar.guardrails.detectors.shape import is_word_char, shape_of
+from sidelight_sidecar.guardrails.detectors.shape import shape_of
 
 Span = tuple[int, int]
-Scanner = Callable[[str, bytes], Iterator[Span]]
+Scanner = Callable[[str, bytes], list[Span]]
 
 # ---------------------------------------------------------------- email
 
-_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
+_LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-"
 _DOMAIN = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24})(?![A-Za-z0-9-])"
 )
 _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "pdf"})
 
 
-def _emails(text: str, shape: bytes) -> Iterator[Span]:
+def _emails(text: str, shape: bytes) -> list[Span]:
+    found: list[Span] = []
     at = text.find("@")
     while at != -1:
-        start = at
-        while start > 0 and at - start <= 64 and text[start - 1] in _LOCAL_CHARS:
-            start -= 1
-        while start < at and text[start] == ".":
-            start += 1
+        # The local part: the run of its characters before "@" (at most 65 of
+        # them looked at), without leading dots.
+        lo = max(0, at - 65)
+        start = lo + len(text[lo:at].rstrip(_LOCAL_CHARS))
+        start = at - len(text[start:at].lstrip("."))
         domain = _DOMAIN.match(text, at + 1) if start < at else None
         if domain:
             name = text[start:at]
@@ -49,38 +52,49 @@ def _emails(text: str, shape: bytes) -> Iterator[Span]:
                 and domain.end() - start <= 254
             )
             if ok:
-                yield start, domain.end()
+                found.append((start, domain.end()))
         at = text.find("@", at + 1)
+    return found
 
 
 # ----------------------------------------------------------- credit card
 
-# A run of digits with single spaces or dashes, 13 or more digits long.
-_CARD_RUN = re.compile(rb"0(?<![0aA_]0)(?:[ \-]?0){12,}")
+# A run of digits with single spaces or dashes, 13 or more digits long. Nothing
+# follows the repeat, so it can be possessive (no backtracking state: faster).
+_CARD_RUN = re.compile(rb"0(?<![0aA_]0)(?:0|[ \-]0){12,}+")
 _CARD_SEPARATOR = re.compile(r"[ \-]")
 
 
-def _cards(text: str, shape: bytes) -> Iterator[Span]:
+def _cards(text: str, shape: bytes) -> list[Span]:
+    found: list[Span] = []
     for run in _CARD_RUN.finditer(shape):
         start, end = run.span()
         if end < len(shape) and shape[end] in b"aA_":
             continue
         groups = _CARD_SEPARATOR.split(text[start:end])
-        offsets = [start]  # where each group starts, and one past the last
-        for g in groups:
-            offsets.append(offsets[-1] + len(g) + 1)
+        count = len(groups)
+        # Digits before each group; group k starts at start + before[k] + k.
+        before = list(accumulate(map(len, groups), initial=0))
         i = 0
-        while i < len(groups):
+        while i < count:
             # Cards start with 2-6; the longest group-aligned piece that is a card wins.
-            lengths = checks.card_lengths(groups[i]) if groups[i][0] in "23456" else frozenset()
-            for j in range(len(groups), i, -1) if lengths else ():
-                span = offsets[i], offsets[j] - 1
-                if span[1] - span[0] - (j - i - 1) in lengths and _card_ok(groups[i:j]):
-                    yield span
-                    i = j
-                    break
+            first = groups[i]
+            lengths = _issuer_lengths(first[:4]) if first[0] in "23456" else None
+            if lengths:
+                for j in range(count, i, -1):
+                    if before[j] - before[i] in lengths and _card_ok(groups[i:j]):
+                        found.append((start + before[i] + i, start + before[j] + j - 1))
+                        i = j
+                        break
+                else:
+                    i += 1
             else:
                 i += 1
+    return found
+
+
+# The issuers' lengths depend on the first four digits only.
+_issuer_lengths = cache(checks.card_lengths)
 
 
 def _card_ok(groups: list[str]) -> bool:
@@ -89,51 +103,59 @@ def _card_ok(groups: list[str]) -> bool:
 
 # ------------------------------------------------------------------ SSN
 
-_SSN = re.compile(rb"0(?<![0aA_.\-]0)00(?:([ \-])00\1|00)0000(?![0aA_]|[.\-][0aA])")
+# The literal "000" first, the boundary after it: fewer places to try than every digit.
+_SSN = re.compile(rb"000(?<![0aA_.\-]000)(?:([ \-])00\1|00)0000(?![0aA_]|[.\-][0aA])")
 _SSN_CONTEXT = ("ssn", "social security", "ss#", "soc sec", "soc. sec")
 
 
-def _ssns(text: str, shape: bytes) -> Iterator[Span]:
+def _ssns(text: str, shape: bytes) -> list[Span]:
+    found: list[Span] = []
     for m in _SSN.finditer(shape):
         start, end = m.span()
-        digits = "".join(ch for ch in text[start:end] if ch.isdigit())
-        if not checks.ssn_ok(digits[:3], digits[3:5], digits[5:]):
-            continue
+        ssn = text[start:end]
         if m.group(1) is None:
+            if not checks.ssn_ok(ssn[:3], ssn[3:5], ssn[5:]):
+                continue
             before = text[max(0, start - 40) : start].lower()
             if not any(word in before for word in _SSN_CONTEXT):
                 continue
-        yield start, end
+        elif not checks.ssn_ok(ssn[:3], ssn[4:6], ssn[7:]):
+            continue
+        found.append((start, end))
+    return found
 
 
 # ----------------------------------------------------------------- IBAN
 
-_IBAN = re.compile(rb"A(?<![0aA_]A)A00(?: ?[0A]){11,32}")
+# The literal "AA00" first: `re` scans for it, not for every capital letter.
+_IBAN = re.compile(rb"AA00(?<![0aA_]AA00)(?: ?[0A]){11,32}")
 
 
-def _ibans(text: str, shape: bytes) -> Iterator[Span]:
+def _ibans(text: str, shape: bytes) -> list[Span]:
+    found: list[Span] = []
     for m in _IBAN.finditer(shape):
-        start = m.start()
+        start, stop = m.span()
         length = checks.IBAN_LENGTHS.get(text[start : start + 2])
         if length is None:
             continue
         # Take groups until `length` characters; an IBAN never ends inside a group.
-        count, end = 0, start
-        for part in text[start : m.end()].split(" "):
-            count += len(part)
-            end += len(part)
-            if count >= length:
-                break
-            end += 1
-        if count != length or (end < len(text) and is_word_char(text[end])):
+        counts = list(accumulate(map(len, text[start:stop].split(" "))))
+        if length not in counts:
+            continue
+        end = start + length + counts.index(length)  # one space after each group before
+        if end < len(shape) and shape[end] in b"0aA_":
             continue
         if checks.iban_ok(text[start:end].replace(" ", "")):
-            yield start, end
+            found.append((start, end))
+    return found
 
 
 # ------------------------------------------------------------------- IP
 
-_IPV4 = re.compile(rb"0(?<![0aA_.]0)0{0,2}\.0{1,3}\.0{1,3}\.0{1,3}(?![0aA_]|\.0)")
+_IPV4 = re.compile(rb"0(?<![0aA_.]0)0{0,2}+\.0{1,3}+\.0{1,3}+\.0{1,3}+(?![0aA_]|\.0)")
+# What `ipaddress.IPv4Address` accepts: 0-255 with no leading zero, four times.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_OCTETS = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _IPV6_HINT = re.compile(rb":[0aA]{0,4}:")
 _IPV6 = re.compile(
     r"(?<![0-9A-Za-z_:.])(?:[0-9A-Fa-f]{0,4}:){2,7}"
@@ -148,26 +170,28 @@ _NUMBERED = re.compile(
 )
 
 
-def _ips(text: str, shape: bytes) -> Iterator[Span]:
+def _ips(text: str, shape: bytes) -> list[Span]:
+    found: list[Span] = []
     for m in _IPV4.finditer(shape):
         start, end = m.span()
-        if _parses(ipaddress.IPv4Address, text[start:end]) and not _NUMBERED.search(
+        if _IPV4_OCTETS.fullmatch(text, start, end) and not _NUMBERED.search(
             text, max(0, start - 12), start
         ):
-            yield start, end
+            found.append((start, end))
     seen_until = 0
     for hint in _IPV6_HINT.finditer(shape):
         # An address is at most 45 characters, so this window holds any that
         # contains the hint; a match cut by the window's end is left to the next.
         lo, hi = max(seen_until, hint.start() - 40), min(len(text), hint.end() + 45)
-        for found in _IPV6.finditer(text, lo, hi):
-            if found.end() == hi < len(text):
+        for address in _IPV6.finditer(text, lo, hi):
+            if address.end() == hi < len(text):
                 break
-            value = found.group()
+            value = address.group()
             hexdigits = sum(ch in _HEX for ch in value)
             if (hexdigits >= 3 or value == "::1") and _parses(ipaddress.IPv6Address, value):
-                yield found.span()
-            seen_until = max(seen_until, found.end())
+                found.append(address.span())
+            seen_until = max(seen_until, address.end())
+    return found
 
 
 def _parses(parse: Callable[[str], object], value: str) -> bool:
@@ -190,6 +214,8 @@ _SCANNERS: dict[str, Scanner] = {
     "DATE_OF_BIRTH": find_birth_dates,
 }
 PII_ENTITIES = frozenset(_SCANNERS)
+# What cannot be in a text without an ASCII digit (an IPv6 address can: "fe::ab").
+_NEED_DIGITS = frozenset({"PHONE", "CREDIT_CARD", "US_SSN", "IBAN", "DATE_OF_BIRTH"})
 
 
 class PiiDetector:
@@ -203,12 +229,15 @@ class PiiDetector:
             raise ValueError(f"not PII entities: {sorted(unknown)}")
         self.entities = entities
         self._scanners = tuple((e, _SCANNERS[e]) for e in sorted(entities))
+        self._digit_free = tuple((e, s) for e, s in self._scanners if e not in _NEED_DIGITS)
 
     def find(self, text: str) -> list[Finding]:
         """Validated PII spans in `text`."""
         shape = shape_of(text)
+        scanners = self._scanners if b"0" in shape else self._digit_free
+        name = self.name
         return [
-            Finding(start, end, entity, self.name)
-            for entity, scan in self._scanners
+            Finding(start, end, entity, name)
+            for entity, scan in scanners
             for start, end in scan(text, shape)
         ]

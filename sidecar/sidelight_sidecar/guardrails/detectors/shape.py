@@ -31,8 +31,3 @@ _SHAPE = _table()
 def shape_of(text: str) -> bytes:
     """The shape of `text`, with the same offsets."""
     return text.encode("ascii", "replace").translate(_SHAPE)
-
-
-def is_word_char(ch: str) -> bool:
-    """ASCII letter, digit or underscore: what may not touch a structured value."""
-    return ch.isascii() and (ch.isalnum() or ch == "_")
