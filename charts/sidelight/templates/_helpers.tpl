@@ -15,6 +15,22 @@
 {{- printf "%s-usage" (include "sidelight.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* "true" when the operator runs the trace relay: a tracing endpoint, not direct. */}}
+{{- define "sidelight.traceRelay" -}}
+{{- if and .Values.tracing.endpoint (not .Values.tracing.direct) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The OTLP base URL the sidecars export to; empty: none (values.yaml, tracing). */}}
+{{- define "sidelight.sidecarOtlpEndpoint" -}}
+{{- if .Values.sidecar.otlpEndpoint -}}
+{{- .Values.sidecar.otlpEndpoint -}}
+{{- else if include "sidelight.traceRelay" . -}}
+{{- printf "https://%s" (default (printf "%s:%v" (include "sidelight.serviceHost" .) .Values.ports.otlp) .Values.tracing.relayAddress) -}}
+{{- else -}}
+{{- .Values.tracing.endpoint -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "sidelight.labels" -}}
 app.kubernetes.io/name: sidelight
 app.kubernetes.io/instance: {{ .Release.Name }}
