@@ -27,8 +27,8 @@ import json
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class SidelightInstall:
     sidecar_port: int
     http_port: int
     operator: RunningContainer | None = None
+    extra_values: dict[str, str] = field(default_factory=dict)
+    """More `--set` values a test module needs (its tracing endpoint, say)."""
 
     def values(self) -> list[str]:
         """The `--set` options the rig needs (see the module docstring)."""
@@ -85,6 +87,7 @@ class SidelightInstall:
             "ports.health": str(self.health_port),
             "ports.http": str(self.http_port),
             "verbose": "true",
+            **self.extra_values,
         }
         return [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
 
@@ -166,13 +169,17 @@ class SidelightInstall:
 
 @contextlib.contextmanager
 def install_sidelight(
-    cluster: Cluster, api: client.ApiClient, workdir: Path
+    cluster: Cluster,
+    api: client.ApiClient,
+    workdir: Path,
+    values: Mapping[str, str] | None = None,
 ) -> Iterator[SidelightInstall]:
-    """`helm install` the chart and start its operator; uninstall and clean up after."""
+    """`helm install` the chart (with more `values`) and start its operator; clean up after."""
     namespace = f"sidelight-{uuid.uuid4().hex[:6]}"
     install = SidelightInstall(
         cluster, api, namespace, free_port(), free_port(), free_port(), free_port(), free_port()
     )
+    install.extra_values.update(values or {})
     kubelet = FakeKubelet(api, api_url=cluster.api_url)
     release = ["-n", namespace, "--create-namespace", *install.values()]
     cluster.helm("install", "sidelight", str(CHART), *release)
