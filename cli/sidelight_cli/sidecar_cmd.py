@@ -15,6 +15,10 @@ the pod's emptyDir) up to `--usage-spool-bytes`; on SIGTERM the sidecar stops
 accepting requests and sends what is left for up to `--usage-flush-timeout`
 seconds, keeping the rest on disk for its next start.
 
+Quota budget is leased from the operator over the same connection (Leases),
+refilled off the request path; on SIGTERM the leases are closed, returning
+what was not spent.
+
 Plain text is allowed to a loopback control plane only: a token must never
 cross a network unencrypted.
 """
@@ -140,6 +144,7 @@ async def run_sidecar(args: argparse.Namespace, stop: asyncio.Event | None = Non
             else Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="sidelight-")))
         )
         sidecar.report_usage(agent.connection, node, spool)
+        sidecar.enforce_quotas(agent.connection, node)
         try:
             await sidecar.start()
             agent.start()

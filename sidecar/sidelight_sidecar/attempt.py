@@ -40,6 +40,9 @@ from sidelight_sidecar.guard import (
 )
 from sidelight_sidecar.guard_stream import GuardedTranscoder
 from sidelight_sidecar.inbound import Inbound
+from sidelight_sidecar.quota import FREE, Reservation
+from sidelight_sidecar.quota.meter import OutputLimitReached, QuotaMeter
+from sidelight_sidecar.quota.request import QUOTA_EXCEEDED, quota_stream_error
 from sidelight_sidecar.retry import Outcome, classify_status, parse_retry_after
 from sidelight_sidecar.runtime import Backend, Decision, Policy, Provider
 from sidelight_sidecar.sse import SSEParser
@@ -90,6 +93,7 @@ class Exchange:
     payloads: dict[str, bytes] = field(default_factory=dict)
     guard: RequestGuard | None = None
     sent_sha256: str = ""  # of the last body sent to a provider, for the redaction receipt
+    quota: Reservation = FREE  # budget held for this request until it is settled
 
 
 @dataclass
@@ -364,6 +368,14 @@ async def _stream(
         transcoder = guarded = GuardedTranscoder(
             transcoder, ex.guard, ex.op.api_format, responses=ex.op is Operation.RESPONSES
         )
+    limit = ex.quota.max_output_tokens if ex.quota.holds else None
+    if limit is not None:
+        transcoder = QuotaMeter(
+            transcoder,
+            limit,
+            backend.provider.api_format,
+            responses=ex.op is Operation.RESPONSES,
+        )
     parser = SSEParser()
     downstream: web.StreamResponse | None = None
     try:
@@ -407,6 +419,18 @@ async def _stream(
             await downstream.write(_stream_error(ex.op.api_format, str(exc)))
             await downstream.write_eof()
             return AttemptResult(Outcome.SUCCESS, ex.error_type, backend, 200, response=downstream)
+    except OutputLimitReached as reached:
+        ex.input_tokens, ex.output_tokens = transcoder.usage
+        ex.output_tokens = max(ex.output_tokens, reached.limit)  # what the provider may bill
+        ex.error_type = QUOTA_EXCEEDED
+        ex.error_source = "quota"
+        span.set_attribute("error.type", QUOTA_EXCEEDED)
+        if downstream is None:
+            body = error_body(backend.provider.api_format, 502, str(reached))
+            return AttemptResult(Outcome.FAIL, QUOTA_EXCEEDED, backend, 502, body)
+        await downstream.write(quota_stream_error(ex.op.api_format, str(reached)))
+        await downstream.write_eof()
+        return AttemptResult(Outcome.SUCCESS, QUOTA_EXCEEDED, backend, 200, response=downstream)
     except OutputBlocked as blocked:
         ex.input_tokens, ex.output_tokens = transcoder.usage
         if downstream is None:

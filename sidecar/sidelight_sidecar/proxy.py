@@ -32,6 +32,8 @@ from sidelight_sidecar.guard import (
 )
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.inbound import BadRequest, error_response, read_inbound
+from sidelight_sidecar.quota import QuotaGate
+from sidelight_sidecar.quota.check import check_quota, settle_quota
 from sidelight_sidecar.retry import Outcome
 from sidelight_sidecar.runtime import Backend, Decision, Provider, RequestFacts, RuntimeConfig
 from sidelight_sidecar.tokens import TokenCounter
@@ -60,6 +62,7 @@ class Proxy:
     tracer: Tracer
     settings: Settings = field(default_factory=Settings)
     rng: random.Random = field(default_factory=random.Random)
+    quota: QuotaGate | None = None
 
     async def handle(self, request: web.Request, op: Operation) -> web.StreamResponse:
         """Serve one API request."""
@@ -72,7 +75,11 @@ class Proxy:
         ) as span:
             trace_id = format(span.get_span_context().trace_id, "032x")
             ex = Exchange(request=request, op=op, span=span, trace_id=trace_id)
-            response = await self._serve(ex)
+            try:
+                response = await self._serve(ex)
+            finally:  # whatever happened, the budget held is released
+                if self.quota is not None and ex.quota.holds:
+                    settle_quota(self.quota, ex)
             ex.status = response.status
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
@@ -127,6 +134,13 @@ class Proxy:
                 f"route '{decision.route.name}' has no backend that serves this operation",
                 headers=visibility_headers(ex),
             )
+        if self.quota is not None and config.quotas:
+            checked = await check_quota(
+                self.quota, ex, config, candidates, self._input_tokens(ex), _serves
+            )
+            if isinstance(checked, web.Response):
+                return checked
+            decision, candidates = checked
         return await self._call(ex, decision, candidates)
 
     def _route(self, ex: Exchange, config: RuntimeConfig) -> Decision | None:

@@ -18,6 +18,7 @@ from sidelight_sidecar.balancer import Balancer, Ejection, EndpointRegistry, Str
 from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.guardrails import GuardrailConfigError, GuardrailRuntime, build_guardrails
 from sidelight_sidecar.pricing import Price, builtin_price
+from sidelight_sidecar.quota.rules import QuotaRule, build_quota_rules
 from sidelight_sidecar.retry import Backoff
 
 DEFAULT_REQUEST_TIMEOUT_S = 120.0
@@ -177,6 +178,7 @@ class RuntimeConfig:
     direct: Mapping[str, Route]
     models: tuple[str, ...]
     guardrails: GuardrailRuntime = field(default_factory=lambda: GuardrailRuntime((), ()))
+    quotas: tuple[QuotaRule, ...] = ()
 
     def route(self, facts: RequestFacts) -> Decision | None:
         """Pick the route for a request.
@@ -315,4 +317,12 @@ def build_runtime(snapshot: snapshot_pb2.Snapshot, registry: EndpointRegistry) -
         guardrails = build_guardrails(snapshot.guardrails)
     except GuardrailConfigError as exc:
         raise SnapshotError(str(exc)) from exc
-    return RuntimeConfig(snapshot.version, tuple(routes), policies, direct, models, guardrails)
+    return RuntimeConfig(
+        snapshot.version,
+        tuple(routes),
+        policies,
+        direct,
+        models,
+        guardrails,
+        build_quota_rules(snapshot.quotas),
+    )

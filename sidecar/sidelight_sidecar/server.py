@@ -11,6 +11,11 @@ Usage records go to every sink of `Sidecar.usage`: the JSON-lines file of
 `start`). `stop` stops accepting requests, drains the queue into the sinks,
 then gives the reporter up to `usage_flush_timeout_s` to have the spool
 acknowledged; what is left stays on disk for the next start.
+
+Quotas: `Sidecar.quota` is the request path's `QuotaGate`; `enforce_quotas`
+(before `start`) adds the `LeaseKeeper` that leases budget from the operator.
+Without it a quota in the configuration refuses every call it covers (no
+budget was lent). `stop` closes the leases, returning what was not spent.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.identity import Identity
 from sidelight_sidecar.inbound import error_response
 from sidelight_sidecar.proxy import Proxy, Settings
+from sidelight_sidecar.quota import QuotaGate
+from sidelight_sidecar.quota.keeper import LeaseKeeper
 from sidelight_sidecar.retry import Backoff
 from sidelight_sidecar.runtime import RuntimeConfig
 from sidelight_sidecar.telemetry import build_tracer_provider, tracer_of
@@ -145,14 +152,17 @@ class Sidecar:
         self.tracer_provider: TracerProvider = build_tracer_provider(
             self.identity, options.otlp_endpoint
         )
+        self.quota = QuotaGate(self.identity)
+        self.keeper: LeaseKeeper | None = None
         self.store.listeners.append(self._warm_tokenizers)
+        self.store.listeners.append(lambda config: self.quota.configure(config.quotas))
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.port = options.port
 
     def _warm_tokenizers(self, config: RuntimeConfig) -> None:
-        """Load, off the loop, the encodings a version needs: none if no rule counts tokens."""
-        if not any(route.counts_tokens for route in config.routes):
+        """Load, off the loop, the encodings a version needs: none if nothing counts tokens."""
+        if not config.quotas and not any(route.counts_tokens for route in config.routes):
             return
         try:
             loop = asyncio.get_running_loop()
@@ -173,6 +183,16 @@ class Sidecar:
         self.usage.sinks.append(self.reporter)
         return self.reporter
 
+    def enforce_quotas(
+        self,
+        connection: ControlPlaneConnection,
+        node: control_plane_pb2.Node,
+        backoff: Backoff = RECONNECT,
+    ) -> LeaseKeeper:
+        """Lease quota budget from the operator at `connection`; before `start`."""
+        self.keeper = LeaseKeeper(self.quota, connection, node, backoff=backoff)
+        return self.keeper
+
     async def start(self) -> None:
         """Start serving on the configured address (port 0 picks a free port)."""
         self.store.load_persisted()
@@ -188,7 +208,10 @@ class Sidecar:
             identity=self.identity,
             tracer=tracer_of(self.tracer_provider),
             settings=self.options.settings,
+            quota=self.quota,
         )
+        if self.keeper is not None:
+            self.keeper.start()
         if self.reporter is not None:
             await self.reporter.start()
         self.usage.start()
@@ -210,6 +233,8 @@ class Sidecar:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.keeper is not None:
+            await self.keeper.close(self.options.usage_flush_timeout_s)
         await self.usage.stop()
         if self.reporter is not None:
             await self.reporter.close(self.options.usage_flush_timeout_s)
