@@ -106,8 +106,8 @@ async def trace_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
         backends.append(backend)
         registry = CollectorRegistry()
         options = TracingOptions(backend.url, "127.0.0.1", 0)
-        relay = TraceRelay(options, TokenAuthenticator(), registry, tls)
-        await relay.start()
+        relay = TraceRelay(options, TokenAuthenticator(), registry)
+        await relay.start(tls)
         provider = FakeProvider("openai", api_keys={"openai": OPENAI_KEY})
         await provider.start()
         sidecar = Sidecar(

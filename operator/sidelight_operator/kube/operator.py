@@ -96,7 +96,7 @@ class Operator:
         self.webhook = WebhookServer(api, options.webhook) if options.webhook else None
         self.usage = UsageService(options.usage)
         self.traces = (
-            TraceRelay(options.tracing, self.authenticator, self.usage.registry, self._server_tls())
+            TraceRelay(options.tracing, self.authenticator, self.usage.registry)
             if options.tracing.enabled
             else None
         )
@@ -127,7 +127,7 @@ class Operator:
             await self.webhook.start()
         await self.usage.start()
         if self.traces is not None:
-            await self.traces.start()
+            await self.traces.start(self._server_tls())
         health = await start_health(self.options.health_host, self.options.health_port, self._ready)
         self.serving = True
         status = asyncio.create_task(self.status.run(), name="status writer")

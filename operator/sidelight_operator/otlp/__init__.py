@@ -1,6 +1,6 @@
 """The trace relay: sidecars' OTLP spans in, the configured OTLP endpoint out.
 
-- `TraceRelay(options, authenticator, registry, tls)` (service.py): the whole
+- `TraceRelay(options, authenticator, registry)` (service.py): the whole
   relay of one operator process; `TracingOptions` and its flags in options.py.
 - `Receiver` (receiver.py): OTLP/HTTP `POST /v1/traces`, authenticated with
   the sidecar's projected token (`CachedAuthenticator`, auth.py), answered

@@ -1,7 +1,7 @@
 """The trace relay of one operator process: receiver, queue, forwarder, metrics.
 
-    relay = TraceRelay(options, authenticator, registry, tls)
-    await relay.start()      # listens on options.host:options.port; sets `port`
+    relay = TraceRelay(options, authenticator, registry)
+    await relay.start(tls)   # listens on options.host:options.port; sets `port`
     ...
     await relay.stop()       # stops listening, sends what is queued for a moment
 
@@ -39,13 +39,11 @@ class TraceRelay:
         options: TracingOptions,
         authenticator: Authenticator,
         registry: CollectorRegistry,
-        tls: ssl.SSLContext | None,
         policy: RetryPolicy | None = None,
     ) -> None:
         if not options.forward_endpoint:
             raise ValueError("the trace relay needs a forward endpoint")
         self.options = options
-        self.tls = tls
         self.queue = ExportQueue(options.queue_bytes, options.queue_batches)
         self.metrics = RelayMetrics(registry, self.queue)
         self.receiver = Receiver(self.queue, self.metrics, CachedAuthenticator(authenticator))
@@ -55,8 +53,8 @@ class TraceRelay:
         self.port = 0
         self._runner: web.AppRunner | None = None
 
-    async def start(self) -> None:
-        """Start forwarding, then listen."""
+    async def start(self, tls: ssl.SSLContext | None) -> None:
+        """Start forwarding, then listen (HTTPS with `tls`)."""
         self.forwarder.start()
         # The receiver decodes gzip itself, within its size bound (receiver.decode_body).
         runner = web.AppRunner(
@@ -66,7 +64,7 @@ class TraceRelay:
             auto_decompress=False,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.options.host, self.options.port, ssl_context=self.tls)
+        site = web.TCPSite(runner, self.options.host, self.options.port, ssl_context=tls)
         await site.start()
         self._runner = runner
         self.port = next(a[1] for a in runner.addresses if isinstance(a, tuple))

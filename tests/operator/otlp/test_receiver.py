@@ -73,8 +73,8 @@ async def start() -> AsyncIterator[Start]:
         await target.start()
         options = TracingOptions(target.url, "127.0.0.1", 0, {}, queue_bytes, queue_batches)
         registry = CollectorRegistry()
-        relay = TraceRelay(options, TokenAuthenticator(), registry, None, FAST)
-        await relay.start()
+        relay = TraceRelay(options, TokenAuthenticator(), registry, FAST)
+        await relay.start(None)
         started.append((relay, target))
         return Running(relay, registry, target)
 
