@@ -15,6 +15,13 @@ is printed (resource and field) and not pushed, so the last good one keeps
 serving. "serving version ..." is printed once the sidecar has ACKed it.
 The one sidecar gets every resource in the files, whatever its namespace.
 
+LLMQuota files are enforced with the cluster's lease logic: the control
+plane's ledger lends budget to the local sidecar over the same loopback
+port (kept next to the usage store when there is one), and a threshold
+crossed is printed, and posted to the quota's webhook, whose URL comes from
+SIDELIGHT_SECRET_<NAME>_<KEY> or --secrets-dir. The scope's team,
+application and environment are the sidecar's (SIDELIGHT_TEAM, ...).
+
 With a `UsageService`, the control plane's ReportUsage writes into its store
 (the records' identity kept as the local sidecar claims it) and the usage
 API, page and `/metrics` are served on loopback, as the operator serves them
@@ -34,6 +41,7 @@ from pathlib import Path
 from typing import TextIO
 
 import watchfiles
+from prometheus_client import CollectorRegistry
 
 from sidelight_operator.compile import Diagnostic, compile_snapshot
 from sidelight_operator.controlplane import (
@@ -44,7 +52,8 @@ from sidelight_operator.controlplane import (
     UsageReporting,
     serve,
 )
-from sidelight_operator.standalone import load_resources, resolve_secrets
+from sidelight_operator.quota.service import QuotaService, ledger_path
+from sidelight_operator.standalone import env_name, load_resources, resolve_secrets
 from sidelight_operator.usage import UsageService
 from sidelight_proto.v1 import control_plane_pb2, snapshot_pb2
 from sidelight_sidecar.agent import ControlPlaneAgent, ControlPlaneConnection
@@ -146,6 +155,14 @@ class Standalone:
         self.sidecar = sidecar
         self.usage = usage
         self.agent: ControlPlaneAgent | None = None
+        self.quotas = QuotaService(
+            ledger_path(usage.options.store_path) if usage is not None else None,
+            usage.registry if usage is not None else CollectorRegistry(),
+            lambda pod: source.snapshot_for(pod).quotas,
+            lambda _, name, key: standalone_secret(name, key, source.secrets_dir),
+            trust_scope=True,
+            print_line=lambda line: print(line, file=source.out, flush=True),
+        )
         self._server: ControlPlaneServer | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
@@ -157,9 +174,17 @@ class Standalone:
             await self.usage.start()
             reporting = UsageReporting(self.usage.store, trust_records=True)
         self._server = await serve(
-            self.source.hub, LoopbackAuthenticator(), f"{LOOPBACK}:0", usage=reporting
+            self.source.hub,
+            LoopbackAuthenticator(),
+            f"{LOOPBACK}:0",
+            usage=reporting,
+            leases=self.quotas.lending,
         )
+        await self.quotas.start()
         target, node = f"{LOOPBACK}:{self._server.port}", standalone_node()
+        self.sidecar.enforce_quotas(
+            ControlPlaneConnection(target), node, backoff=LOOPBACK_RECONNECT
+        )
         if self.usage is not None:
             connection = ControlPlaneConnection(target)
             spool = self._spool_dir(self.usage.options.store_path)
@@ -182,6 +207,7 @@ class Standalone:
         await self.sidecar.stop()
         if self._server is not None:
             await self._server.stop(None)
+        await self.quotas.stop()
         if self.usage is not None:
             await self.usage.stop()
         if self._scratch is not None:
@@ -192,6 +218,15 @@ class Standalone:
             return store_path.parent / "usage-spool"
         self._scratch = tempfile.TemporaryDirectory(prefix="sidelight-usage-")
         return Path(self._scratch.name)
+
+
+def standalone_secret(name: str, key: str, secrets_dir: Path | None) -> str | None:
+    """A Secret's value for a quota webhook: SIDELIGHT_SECRET_<NAME>_<KEY>, else the file."""
+    value = os.environ.get(env_name(name, key))
+    if value or secrets_dir is None:
+        return value or None
+    path = secrets_dir / name / key
+    return path.read_text().strip() if path.is_file() else None
 
 
 def standalone_node() -> control_plane_pb2.Node:

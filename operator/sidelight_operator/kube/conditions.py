@@ -15,6 +15,8 @@ connected sidecars and the time, and gets the `status` to write back.
 - `sidecars`: how many of those sidecars are synced, stale or rejecting.
 - `rules` (Guardrail only): how many rules its spec holds, for the printer
   column.
+- An LLMQuota's usage fields and its SoftLimitReached and HardLimitReached
+  conditions come from the quota ledger (`quota.status`) as `extra`.
 
 `lastTransitionTime` changes only when a condition's status does, so an
 unchanged resource gets an identical status and nothing is written.
@@ -158,12 +160,18 @@ def build_status(
     counts: SidecarCounts,
     previous: Mapping[str, Any],
     now: str,
+    extra: tuple[Mapping[str, Any], Sequence[Condition]] = ({}, ()),
 ) -> dict[str, Any]:
-    """The status of `resource`, keeping transition times from `previous`."""
+    """The status of `resource`, keeping transition times from `previous`.
+
+    `extra` is a kind's own status fields and conditions (an LLMQuota's usage).
+    """
     generation = int((resource.get("metadata") or {}).get("generation") or 0)
+    fields, extra_conditions = extra
     conditions = [
         build_accepted(diagnostics, accepted),
         build_programmed(accepted, counts, generation),
+        *extra_conditions,
     ]
     before = {c.get("type"): c for c in previous.get("conditions") or [] if isinstance(c, Mapping)}
     written = []
@@ -189,6 +197,7 @@ def build_status(
             "rejecting": counts.rejecting,
         },
         **build_spec_summary(resource),
+        **fields,
     }
 
 

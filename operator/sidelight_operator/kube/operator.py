@@ -6,7 +6,8 @@
    no sidecar is ever sent the empty snapshot of an operator that has not
    read the cluster yet (after a restart, every sidecar reconnects at once);
 2. serve the ControlPlane (gRPC, TLS; ReportUsage writes into the usage
-   store), the usage API with `/metrics`, the trace relay (OTLP/HTTP over
+   store, Leases lends quota budget from the ledger next to it), the usage
+   API with `/metrics`, the trace relay (OTLP/HTTP over
    TLS, when `--otlp-forward-endpoint` is given), and the health probes;
 3. run kopf (its watches keep the index current, in a thread of its own)
    and the status writer, until `stop` is set or kopf stops.
@@ -19,10 +20,12 @@ and the status writer brings every `status` up to date.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,8 @@ from sidelight_operator.kube.snapshots import SnapshotSource
 from sidelight_operator.kube.status import StatusWriter
 from sidelight_operator.otlp.options import TracingOptions
 from sidelight_operator.otlp.service import TraceRelay
+from sidelight_operator.quota.service import QuotaService, ledger_path
+from sidelight_operator.quota.status import quota_status_source
 from sidelight_operator.usage.options import UsageOptions
 from sidelight_operator.usage.service import UsageService
 
@@ -95,6 +100,16 @@ class Operator:
         )
         self.webhook = WebhookServer(api, options.webhook) if options.webhook else None
         self.usage = UsageService(options.usage)
+        self.quotas = QuotaService(
+            ledger_path(options.usage.store_path),
+            self.usage.registry,
+            lambda pod: self.source.snapshot_for_pod(pod).quotas,
+            build_secret_lookup(api),
+            identity_labels=identity_labels(options.webhook),
+            post_event=self.status.apply_event,
+        )
+        self.quotas.status_listeners.append(self.status.trigger)
+        self.status.extra = quota_status_source(self.quotas.ledger)
         self.traces = (
             TraceRelay(options.tracing, self.authenticator, self.usage.registry)
             if options.tracing.enabled
@@ -121,8 +136,14 @@ class Operator:
         tls = (self.options.tls_cert.read_bytes(), self.options.tls_key.read_bytes())
         reporting = UsageReporting(self.usage.store, identity_labels(self.options.webhook))
         server = await serve(
-            self.hub, self.authenticator, self.options.grpc_address, tls, usage=reporting
+            self.hub,
+            self.authenticator,
+            self.options.grpc_address,
+            tls,
+            usage=reporting,
+            leases=self.quotas.lending,
         )
+        await self.quotas.start()
         if self.webhook is not None:
             await self.webhook.start()
         await self.usage.start()
@@ -157,6 +178,7 @@ class Operator:
             with contextlib.suppress(asyncio.CancelledError):
                 await status
             await server.stop(grace=1.0)
+            await self.quotas.stop()
             if self.webhook is not None:
                 await self.webhook.stop()
             await self.usage.stop()
@@ -174,3 +196,15 @@ def identity_labels(webhook: WebhookOptions | None) -> IdentityLabels:
     labels = document.get("identityLabels") or {}
     names = ("team", "application", "environment")
     return IdentityLabels(**{name: str(labels[name]) for name in names if name in labels})
+
+
+def build_secret_lookup(api: client.ApiClient) -> Callable[[str, str, str], str | None]:
+    """(namespace, name, key) -> the value of a Secret's key, read from the API (blocking)."""
+    core = client.CoreV1Api(api)
+
+    def lookup(namespace: str, name: str, key: str) -> str | None:
+        secret = core.read_namespaced_secret(name, namespace, _request_timeout=10.0)
+        value = (secret.data or {}).get(key)
+        return base64.b64decode(value).decode("utf-8") if value else None
+
+    return lookup

@@ -24,6 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from sidelight_operator.compile import ResourceKey
 from sidelight_operator.controlplane import SidecarState
 from sidelight_operator.kube.conditions import (
+    Condition,
     SidecarView,
     build_rejection_event,
     build_sidecar_counts,
@@ -31,8 +32,14 @@ from sidelight_operator.kube.conditions import (
 )
 from sidelight_operator.kube.kinds import CrdKind
 from sidelight_operator.kube.snapshots import SnapshotSource
+from sidelight_proto.v1 import snapshot_pb2
 
 log = logging.getLogger(__name__)
+
+ExtraStatus = Callable[
+    [ResourceKey, snapshot_pb2.Snapshot], tuple[Mapping[str, Any], Sequence[Condition]] | None
+]
+"""A kind's own status fields and conditions, from its key and its namespace's snapshot."""
 
 COMPONENT = "sidelight-operator"
 # What a write may fail with: an answer from the API server, or no answer at all.
@@ -74,6 +81,7 @@ def build_statuses(
     views: Sequence[SidecarView],
     now: str,
     previous: Callable[[ResourceKey, Mapping[str, Any]], Mapping[str, Any]],
+    extra: ExtraStatus | None = None,
 ) -> dict[ResourceKey, tuple[Mapping[str, Any], dict[str, Any]]]:
     """Every indexed resource's (previous status, new status)."""
     result = {}
@@ -83,7 +91,11 @@ def build_statuses(
         diagnostics = [d for d in compiled.diagnostics if (d.kind, d.namespace, d.name) == key]
         counts = build_sidecar_counts(resource, views)
         before = previous(key, resource)
-        result[key] = (before, build_status(resource, diagnostics, accepted, counts, before, now))
+        more = extra(key, compiled.snapshot) if extra is not None else None
+        result[key] = (
+            before,
+            build_status(resource, diagnostics, accepted, counts, before, now, more or ({}, ())),
+        )
     return result
 
 
@@ -99,12 +111,14 @@ class StatusWriter:
         *,
         debounce_s: float = 0.2,
         clock: Callable[[], str] = rfc3339_now,
+        extra: ExtraStatus | None = None,
     ) -> None:
         self.source = source
         self.sidecars = sidecars
         self.kinds = {k.kind: k for k in kinds}
         self.debounce_s = debounce_s
         self.clock = clock
+        self.extra = extra
         self._custom = client.CustomObjectsApi(api)
         self._core = client.CoreV1Api(api)
         # What was last written, by key, with the uid of the object it was written to.
@@ -132,7 +146,9 @@ class StatusWriter:
     async def write_once(self) -> bool:
         """Patch the statuses that changed; False if some write failed (retry later)."""
         views = build_sidecar_views(self.sidecars(), self.source)
-        statuses = build_statuses(self.source, views, self.clock(), self.previous_status)
+        statuses = build_statuses(
+            self.source, views, self.clock(), self.previous_status, self.extra
+        )
         ok = True
         for key in set(self._written) - set(statuses):
             del self._written[key]

@@ -118,6 +118,7 @@ class _Book:
     window: Window
     leases: dict[str, LeaseRecord] = field(default_factory=dict)  # by pod/lease id
     notices: set[str] = field(default_factory=set)
+    quota: snapshot_pb2.Quota | None = None  # as of the last exchange
 
 
 class Ledger:
@@ -167,6 +168,7 @@ class Ledger:
                 self._leases[(pod, ask.lease_id)] = record
             book = self._book(key, record.window)
             book.leases[_lease_key(record)] = record
+            book.quota = quota
             _report(record, ask)
             if not record.closed and record.window.contains(now):
                 self._lend(book, record, quota, ask, now)
@@ -187,6 +189,16 @@ class Ledger:
             if book is None:
                 return Usage(quota_key(quota), window, *limits_of(quota))
             return self._usage(book, quota)
+
+    def current(self) -> list[Usage]:
+        """The account of every quota lent from in its current window (for metrics)."""
+        now = self.now_ms()
+        with self._lock:
+            return [
+                self._usage(book, book.quota)
+                for book in self._books.values()
+                if book.quota is not None and book.window.contains(now)
+            ]
 
     def prune(self, keep_ms: int) -> None:
         """Forget windows that ended more than `keep_ms` ago."""

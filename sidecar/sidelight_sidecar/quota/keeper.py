@@ -132,7 +132,8 @@ class LeaseKeeper:
                 while True:
                     sent_at = self.gate.clock()
                     await call.write(request)
-                    response = await asyncio.wait_for(call.read(), self.answer_timeout_s)
+                    async with asyncio.timeout(self.answer_timeout_s):
+                        response = await call.read()
                     if not isinstance(response, control_plane_pb2.LeaseResponse):
                         return answered  # grpc.aio.EOF
                     self.gate.apply(request.asks, response.grants, sent_at)
@@ -150,7 +151,8 @@ class LeaseKeeper:
         """Wait until something is due, then take it."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.gate.wake.wait(), self.tick_s)
+                async with asyncio.timeout(self.tick_s):
+                    await self.gate.wake.wait()
             self.gate.wake.clear()
             asks = self.gate.asks()
             if asks:

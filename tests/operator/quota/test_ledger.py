@@ -215,7 +215,11 @@ def test_the_store_brings_leases_and_notices_back(tmp_path: Path) -> None:
     heard: list[Crossing] = []
     again.listeners.append(heard.append)
     usage = again.usage(q)
-    assert (usage.spent_tokens, usage.charged_tokens, usage.notices) == (850, 850, frozenset({SOFT}))
+    assert (usage.spent_tokens, usage.charged_tokens, usage.notices) == (
+        850,
+        850,
+        frozenset({SOFT}),
+    )
     # The lease spent 250 more than it was granted (charged already): a grant covers it first.
     grant = again.exchange("a", q, ask("a", spent_tokens=850, want_tokens=1000))
     assert (grant.granted_tokens, grant.available_tokens) == (250 + 600 + 150, 0)
