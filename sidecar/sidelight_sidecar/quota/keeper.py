@@ -103,6 +103,8 @@ class LeaseKeeper:
                 error = f"{exc.code().name}: {exc.details()}"
             except TimeoutError:
                 error = "no answer in time"
+            except asyncio.InvalidStateError:  # written to a call the server already ended
+                error = "the control plane ended the stream"
             except OSError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug must not stop the leases: log it, go on
