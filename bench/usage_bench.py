@@ -12,7 +12,11 @@
    Go load generator alternates between them, round by round. Figures:
    latency p50 and p99 one request at a time, throughput at concurrency 16,
    CPU per request, as ratios on/off; and whether the operator stored one
-   record per request.
+   record per request. A `SCHED_IDLE` spinner keeps that core out of its
+   idle states (it yields to anything else at once): without it, one request
+   at a time leaves the core idle between requests, and waking it costs
+   milliseconds on a VM, more for the sidecar whose process has fewer
+   threads awake, which made "off" look 2x slower than "on".
 
     .venv/bin/python bench/usage_bench.py [--json PATH]
 """
@@ -54,8 +58,12 @@ from proxy_bench import (
 )
 
 from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc, usage_pb2
+from sidelight_sidecar.usage import LINGER_S
 
 SCRIPT = Path(__file__).resolve()
+SPINNER = (
+    "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\nwhile True:\n    pass\n"
+)
 # (records per report, streams, reports unanswered per stream): busy sidecars, quiet ones.
 INGEST_SHAPES = ((500, 4, 4), (20, 32, 1))
 
@@ -113,6 +121,7 @@ async def run_sidecar(args: argparse.Namespace) -> None:
 
     snapshot, _ = compile_files([args.routes], None)
     sidecar = Sidecar(SidecarOptions(port=args.port))
+    sidecar.usage.linger_s = args.linger
     if args.report:
         node = control_plane_pb2.Node(namespace="shop", pod="bench")
         sidecar.report_usage(ControlPlaneConnection(args.report), node, args.spool)
@@ -233,8 +242,15 @@ def start_pair(fleet: Fleet, workdir: Path, upstream: str, args: argparse.Namesp
     routes.write_text(ROUTES.read_text().replace(ROUTES_UPSTREAM, upstream))
     env = {**os.environ, SECRET_ENV: "sk-bench-upstream"}
     targets = []
-    spool = ["--spool", str(workdir / "spool")]
-    for name, report in (("off", []), ("on", ["--report", target, *spool])):
+    reporting = [
+        "--report",
+        target,
+        "--spool",
+        str(workdir / "spool"),
+        "--linger",
+        str(args.linger),
+    ]
+    for name, report in (("off", []), ("on", reporting)):
         port = free_port()
         argv = [sys.executable, str(SCRIPT), "sidecar", "--routes", str(routes)]
         argv += ["--port", str(port), *report]
@@ -254,11 +270,13 @@ def sidecar_cost(fleet: Fleet, workdir: Path, args: argparse.Namespace) -> dict[
     fleet.start("upstream", argv, args.harness_core)
     fleet.wait_ready("upstream", f"{upstream}/healthz", timeout_s=10)
     pair = start_pair(fleet, workdir, upstream, args)
+    fleet.start("spinner", [sys.executable, "-c", SPINNER], args.measured_core)
     plan = Plan(args.rounds, args.latency_requests, 0, args.duration, 16)
     driver = Driver(loadgen, REQUEST, plan)
     for phase in (driver.latency, driver.throughput):
         print(f"running {phase.__name__} ...", file=sys.stderr, flush=True)
         phase((pair.off, pair.on))
+    fleet.stop("spinner")
     for name in ("sidecar-off", "sidecar-on", "operator"):  # the reporter flushes on SIGTERM
         fleet.stop(name, grace_s=30)
 
@@ -346,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     sidecar.add_argument("--port", type=int, required=True)
     sidecar.add_argument("--report", default="")
     sidecar.add_argument("--spool", type=Path, default=None)
+    sidecar.add_argument("--linger", type=float, default=LINGER_S)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--ingest-records", type=int, default=100_000, help="per shape")
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
@@ -356,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--harness-core", type=int, default=1)
     parser.add_argument("--go", help="the go command (default: go on PATH)")
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=LINGER_S,
+        help=f"the reporting sidecar's usage batch linger (default {LINGER_S}; 0: none)",
+    )
     args = parser.parse_args(argv)
     if args.role == "operator":
         asyncio.run(run_operator(args))

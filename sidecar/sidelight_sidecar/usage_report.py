@@ -8,7 +8,9 @@ config stream (the token is read again on every connect):
 1. open the stream and send the pod's `Node` (the operator authenticates it
    as it does StreamSnapshots) in a first report without records;
 2. send reports of up to `batch_records` records from the first
-   unacknowledged one on, with at most `window` reports unanswered;
+   unacknowledged one on, with at most `window` reports unanswered; a
+   report is the spool's bytes as they are (its frames are `UsageReport`'s
+   encoding), so nothing is parsed or serialized again;
 3. for every `UsageAck` (one per report, in order, with the report's ids)
    tell the spool, which deletes what is done.
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 from grpc import aio
 
-from sidelight_proto.v1 import control_plane_pb2, control_plane_pb2_grpc, usage_pb2
+from sidelight_proto.v1 import control_plane_pb2, usage_pb2
 from sidelight_sidecar.agent import MAX_DOUBLINGS, RECONNECT, ControlPlaneConnection
 from sidelight_sidecar.retry import Backoff
 from sidelight_sidecar.usage_spool import Position, UsageSpool
@@ -43,7 +45,9 @@ WINDOW = 4
 CLOSING_RETRY_S = 0.25
 """While closing, the longest wait between two attempts."""
 
-UsageCall = aio.StreamStreamCall[control_plane_pb2.UsageReport, control_plane_pb2.UsageAck]
+UsageCall = aio.StreamStreamCall[bytes, control_plane_pb2.UsageAck]
+_SERVICE = control_plane_pb2.DESCRIPTOR.services_by_name["ControlPlane"]
+REPORT_USAGE = f"/{_SERVICE.full_name}/{_SERVICE.methods_by_name['ReportUsage'].name}"
 
 
 class ProtocolError(Exception):
@@ -52,7 +56,7 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True)
 class _Sent:
-    ids: list[str]
+    count: int
     end: Position | None  # None: the first report, which carries no records
 
 
@@ -150,13 +154,18 @@ class GrpcUsageSink:
     async def _stream(self) -> None:
         metadata = self.connection.metadata()
         async with self.connection.channel() as channel:
-            stub = control_plane_pb2_grpc.ControlPlaneStub(channel)
-            call: UsageCall = stub.ReportUsage(None, metadata=metadata)
+            # Requests are bytes: a report is written as the spool holds it.
+            report_usage = channel.stream_stream(
+                REPORT_USAGE,
+                request_serializer=None,
+                response_deserializer=control_plane_pb2.UsageAck.FromString,
+            )
+            call: UsageCall = report_usage(None, metadata=metadata)
             try:
                 inflight: collections.deque[_Sent] = collections.deque()
                 slots = asyncio.Semaphore(self.window)
-                await call.write(control_plane_pb2.UsageReport(node=self.node))
-                inflight.append(_Sent([], None))
+                await call.write(control_plane_pb2.UsageReport(node=self.node).SerializeToString())
+                inflight.append(_Sent(0, None))
                 tasks = {
                     asyncio.create_task(self._send(call, inflight, slots)),
                     asyncio.create_task(self._receive(call, inflight, slots)),
@@ -181,11 +190,11 @@ class GrpcUsageSink:
             while True:
                 self._appended.clear()
                 batch = await asyncio.to_thread(self.spool.read, position, self.batch_records)
-                if batch.records:
+                if batch.count:
                     break
                 await self._appended.wait()
-            await call.write(control_plane_pb2.UsageReport(records=batch.records))
-            inflight.append(_Sent([r.id for r in batch.records], batch.end))
+            await call.write(batch.data)
+            inflight.append(_Sent(batch.count, batch.end))
             self.sent += 1
             position = batch.end
 
@@ -196,7 +205,7 @@ class GrpcUsageSink:
             ack = await call.read()
             if not isinstance(ack, control_plane_pb2.UsageAck):
                 return  # grpc.aio.EOF: the operator ended the stream
-            if not inflight or list(ack.ids) != inflight[0].ids:
+            if not inflight or len(ack.ids) != inflight[0].count:
                 raise ProtocolError("the usage acknowledgement does not match the report sent")
             sent = inflight.popleft()
             if sent.end is None:

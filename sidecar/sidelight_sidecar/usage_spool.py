@@ -6,11 +6,14 @@ acknowledged them; a reconnect, or a restart of the sidecar, sends again what
 is left. The operator drops the duplicates this causes (records carry ids).
 
 Format: segment files `<sequence>.usage`, append-only, each a run of frames
-`[u32 length][u32 CRC-32 of the record][serialized UsageRecord]` (big-endian).
-One segment is open for appends; when it reaches `segment_bytes` it is
-fsynced and closed and the next one starts. A segment is deleted once every
-record in it is acknowledged (the open one too: the next append starts a new
-one). Nothing is fsynced per record.
+`0x0a <varint length> <serialized UsageRecord>`: the encoding of field 1 of
+`UsageReport` (`records`), so any run of whole frames is a serialized
+`UsageReport` and goes to the operator as it is, never parsed or serialized
+again on the way (bench/usage_bench.py: that work, done for every record,
+showed in the request path's p99). One segment is open for appends; when it
+reaches `segment_bytes` it is fsynced and closed and the next one starts. A
+segment is deleted once every record in it is acknowledged (the open one
+too: the next append starts a new one). Nothing is fsynced per record.
 
 Bounds: the segments together never exceed `max_bytes`; a record that would
 not fit is dropped and counted (`dropped_full`). Acknowledged records of a
@@ -21,9 +24,10 @@ Crash semantics: a process that dies (SIGKILL, OOM) loses nothing it
 appended: the bytes are in the page cache. A node that crashes may lose what
 was appended since the last rotation, and may leave a segment whose tail is
 a partial, garbled or zero-filled frame. On `open` every segment is checked
-frame by frame (length, CRC, no empty record); a segment is cut at its first
-bad frame (the rest of the file is skipped, and counted once in `torn`), and
-every earlier record is sent again.
+frame by frame (the tag, a length that fits, a record that parses and has an
+id); a segment is cut at its first bad frame (the rest of the file is
+skipped, and counted once in `torn`), and every earlier record is sent
+again.
 
 The spool is thread-safe and blocking; the sidecar calls it off the event
 loop (`asyncio.to_thread`).
@@ -34,20 +38,20 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import struct
 import threading
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from sidelight_proto.v1 import usage_pb2
+from sidelight_proto.v1 import control_plane_pb2, usage_pb2
 
 log = logging.getLogger(__name__)
 
-FRAME = struct.Struct(">II")
+TAG = 0x0A  # UsageReport.records: field 1, length-delimited
+MAX_RECORD_BYTES = 1 << 20
+READ_BYTES = 256 * 1024
 SUFFIX = ".usage"
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 1024 * 1024
@@ -63,10 +67,43 @@ class Position:
 
 @dataclass(frozen=True)
 class Batch:
-    """Records read from one segment, and the position right after the last of them."""
+    """Whole frames from one segment (a serialized `UsageReport`), and where they end."""
 
-    records: list[usage_pb2.UsageRecord]
+    data: bytes
+    count: int
     end: Position
+
+
+def frame(record: usage_pb2.UsageRecord) -> bytes:
+    """The spool's frame of `record`: `UsageReport.records` as it is encoded."""
+    data = record.SerializeToString()
+    return bytes((TAG, *_varint(len(data)))) + data
+
+
+def frame_at(data: bytes, offset: int) -> int | None:
+    """The end of the whole frame at `offset` in `data`, or None if there is none."""
+    if offset >= len(data) or data[offset] != TAG:
+        return None
+    length = shift = 0
+    pos = offset + 1
+    while pos < len(data) and shift <= 28:
+        byte = data[pos]
+        pos += 1
+        length |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            end = pos + length
+            return end if 0 < length <= MAX_RECORD_BYTES and end <= len(data) else None
+        shift += 7
+    return None
+
+
+def _varint(value: int) -> list[int]:
+    out = []
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return out
 
 
 @dataclass
@@ -136,12 +173,12 @@ class UsageSpool:
             errors = self.dropped_error
             room = self.max_bytes - self._bytes
             for record in records:
-                data = record.SerializeToString()
-                if FRAME.size + len(data) > room:
+                encoded = frame(record)
+                if len(encoded) > room:
                     self.dropped_full += 1
                     continue
-                frames.append(FRAME.pack(len(data), zlib.crc32(data)) + data)
-                room -= FRAME.size + len(data)
+                frames.append(encoded)
+                room -= len(encoded)
             if frames:
                 self._write(frames)
             return len(frames) - (self.dropped_error - errors)
@@ -157,13 +194,17 @@ class UsageSpool:
     def read(self, start: Position, max_records: int) -> Batch:
         """Up to `max_records` records from `start` on, from one segment; none: caught up."""
         with self._lock:
-            for segment in self._segments:
+            for segment in list(self._segments):
                 if segment.seq < start.segment:
                     continue
                 offset = start.offset if segment.seq == start.segment else 0
-                if offset < segment.size:
-                    return self._read(segment, offset, max_records)
-            return Batch([], start)
+                if offset >= segment.size:
+                    continue
+                batch = self._read(segment, offset, max_records)
+                if batch is not None:
+                    return batch
+                self._cut(segment, offset)  # the file changed under the spool
+            return Batch(b"", 0, start)
 
     def ack(self, end: Position) -> None:
         """Every record before `end` is acknowledged; delete the segments that are done."""
@@ -253,31 +294,40 @@ class UsageSpool:
         self._segments.remove(segment)
         self._bytes -= segment.size
 
-    def _read(self, segment: _Segment, offset: int, max_records: int) -> Batch:
-        records: list[usage_pb2.UsageRecord] = []
+    def _read(self, segment: _Segment, offset: int, max_records: int) -> Batch | None:
+        """Whole frames from `offset` (none there: None)."""
+        size = min(segment.size - offset, READ_BYTES)
         with segment.path.open("rb") as f:
             f.seek(offset)
-            while offset < segment.size and len(records) < max_records:
-                length, _crc = FRAME.unpack(f.read(FRAME.size))
-                data = f.read(length)
-                offset += FRAME.size + length
-                try:
-                    records.append(usage_pb2.UsageRecord.FromString(data))
-                except DecodeError:  # the CRC matched when written: nothing to recover
-                    log.warning("usage spool record at %s:%d unreadable", segment.path, offset)
-        return Batch(records, Position(segment.seq, offset))
+            data = f.read(size)
+            if frame_at(data, 0) is None:  # one record longer than READ_BYTES
+                data += f.read(segment.size - offset - size)
+        end = count = 0
+        while count < max_records and (after := frame_at(data, end)) is not None:
+            end, count = after, count + 1
+        if count == 0:
+            return None
+        return Batch(data[:end], count, Position(segment.seq, offset + end))
+
+    def _cut(self, segment: _Segment, offset: int) -> None:
+        """Drop what follows `offset` in `segment`: it is not whole frames."""
+        self.torn += 1
+        log.warning("usage spool segment %s cut at byte %d", segment.path.name, offset)
+        if segment.fd is not None:
+            self._seal(segment)
+        with contextlib.suppress(OSError):
+            os.truncate(segment.path, offset)
+        self._bytes -= segment.size - offset
+        segment.size = offset
+        if segment.acked >= segment.size:
+            self._delete(segment)
 
     def _recover(self, path: Path) -> tuple[int, int]:
         """(records, good bytes) of a segment from an earlier run; cut at a bad frame."""
         data = path.read_bytes()
         count = offset = 0
-        while offset + FRAME.size <= len(data):
-            length, crc = FRAME.unpack_from(data, offset)
-            payload = data[offset + FRAME.size : offset + FRAME.size + length]
-            if length == 0 or len(payload) < length or zlib.crc32(payload) != crc:
-                break
-            offset += FRAME.size + length
-            count += 1
+        while (end := frame_at(data, offset)) is not None and _is_record(data[offset:end]):
+            offset, count = end, count + 1
         if offset < len(data):
             self.torn += 1
             log.warning(
@@ -288,3 +338,12 @@ class UsageSpool:
             )
             os.truncate(path, offset)
         return count, offset
+
+
+def _is_record(encoded: bytes) -> bool:
+    """Whether a frame holds a record (with an id): the check of what a crash left."""
+    try:
+        report = control_plane_pb2.UsageReport.FromString(encoded)
+    except DecodeError:
+        return False
+    return len(report.records) == 1 and bool(report.records[0].id)

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sidelight_proto.v1 import control_plane_pb2, usage_pb2
 from sidelight_sidecar.agent import ControlPlaneConnection
 from sidelight_sidecar.server import Sidecar, SidecarOptions
-from sidelight_sidecar.usage_spool import FRAME, SUFFIX
+from sidelight_sidecar.usage_spool import SUFFIX, frame
 
 
 def closed_port() -> int:
@@ -36,8 +36,8 @@ async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 
 
 async def test_a_full_spool_is_counted_on_metrics(tmp_path: Path) -> None:
-    frame = FRAME.size + record(0).ByteSize()
-    sidecar = Sidecar(SidecarOptions(port=0, usage_spool_bytes=frame * 3, usage_flush_timeout_s=0))
+    size = len(frame(record(0)))
+    sidecar = Sidecar(SidecarOptions(port=0, usage_spool_bytes=size * 3, usage_flush_timeout_s=0))
     connection = ControlPlaneConnection(f"127.0.0.1:{closed_port()}")  # the operator is away
     sidecar.report_usage(connection, control_plane_pb2.Node(), tmp_path / "spool")
     await sidecar.start()
@@ -51,6 +51,6 @@ async def test_a_full_spool_is_counted_on_metrics(tmp_path: Path) -> None:
     dropped = "sidelight_usage_records_dropped_total"
     assert metrics[(dropped, (("reason", "spool_full"),))] == 2
     assert metrics[(dropped, (("reason", "queue_full"),))] == 0
-    assert metrics[("sidelight_usage_spool_bytes", ())] == frame * 3
+    assert metrics[("sidelight_usage_spool_bytes", ())] == size * 3
     assert metrics[("sidelight_usage_reporting_connected", ())] == 0
     assert len(list((tmp_path / "spool").glob(f"*{SUFFIX}"))) == 1  # kept for the next start

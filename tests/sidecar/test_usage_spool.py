@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from sidelight_proto.v1 import usage_pb2
-from sidelight_sidecar.usage_spool import FRAME, SUFFIX, Position, UsageSpool
+from sidelight_proto.v1 import control_plane_pb2, usage_pb2
+from sidelight_sidecar.usage_spool import SUFFIX, Position, UsageSpool, frame
 
 
 def record(n: int) -> usage_pb2.UsageRecord:
@@ -16,7 +17,7 @@ def record(n: int) -> usage_pb2.UsageRecord:
     )
 
 
-FRAME_SIZE = FRAME.size + record(0).ByteSize()
+FRAME_SIZE = len(frame(record(0)))
 
 
 def segments(directory: Path) -> list[Path]:
@@ -27,8 +28,10 @@ def read_all(spool: UsageSpool, start: Position | None = None) -> tuple[list[str
     """Every id from `start` (default: the first unacknowledged) on, in order."""
     position = spool.start() if start is None else start
     ids: list[str] = []
-    while (batch := spool.read(position, 7)).records:
-        ids += [r.id for r in batch.records]
+    while (batch := spool.read(position, 7)).count:
+        report = control_plane_pb2.UsageReport.FromString(batch.data)  # frames are a report
+        assert len(report.records) == batch.count
+        ids += [r.id for r in report.records]
         position = batch.end
     return ids, position
 
@@ -95,9 +98,8 @@ def test_a_torn_tail_is_cut_and_counted(tmp_path: Path) -> None:
     spool.close()
     [path] = segments(tmp_path)
     whole = path.stat().st_size
-    data = record(3).SerializeToString()
     with path.open("ab") as f:  # the crash came in the middle of a frame
-        f.write(FRAME.pack(len(data), 0)[:6])
+        f.write(frame(record(3))[:30])
     again = UsageSpool(tmp_path)
     assert again.open() == 3
     assert again.torn == 1
@@ -113,13 +115,25 @@ def test_a_zero_filled_or_garbled_tail_is_cut(tmp_path: Path) -> None:
     first, second = segments(tmp_path)
     with first.open("ab") as f:
         f.write(b"\0" * 64)  # the size grew, the data did not reach the disk
-    raw = bytearray(second.read_bytes())
-    raw[-1] ^= 0xFF  # the last record's bytes are not what was written
-    second.write_bytes(bytes(raw))
+    with second.open("ab") as f:  # a whole frame, but not a record
+        f.write(b"\x0a\x05" + b"\xff" * 5)
     again = UsageSpool(tmp_path)
-    assert again.open() == 3
+    assert again.open() == 4
     assert again.torn == 2
-    assert read_all(again)[0] == [record(n).id for n in range(3)]
+    assert read_all(again)[0] == [record(n).id for n in range(4)]
+
+
+def test_a_segment_cut_under_the_running_spool_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    spool = opened(tmp_path)
+    spool.append([record(n) for n in range(3)])
+    [path] = segments(tmp_path)
+    os.truncate(path, FRAME_SIZE + 5)  # not by the spool
+    ids, end = read_all(spool)
+    assert ids == [record(0).id]
+    assert (spool.torn, spool.size) == (1, FRAME_SIZE)
+    spool.ack(end)
+    assert not spool.pending()
+    assert segments(tmp_path) == []
 
 
 def test_a_disk_that_refuses_writes_drops_and_counts(tmp_path: Path) -> None:
