@@ -83,25 +83,43 @@ async def serve_reports(
     reports: AsyncIterator[control_plane_pb2.UsageReport],
 ) -> AsyncGenerator[control_plane_pb2.UsageAck, None]:
     """Store each report's records (identity from `pod`) and acknowledge them, in order."""
+    stamps = _Stamps(pod, reporting.identity_labels)
     received = len(first.records)
     try:
-        yield await _store(reporting, pod, first)
+        yield await _store(reporting, stamps, first)
         async for report in reports:
             received += len(report.records)
-            yield await _store(reporting, pod, report)
+            yield await _store(reporting, stamps, report)
     finally:
         log.debug("usage stream of %s/%s ended after %d records", pod.namespace, pod.name, received)
 
 
+class _Stamps:
+    """A stream's identities, built once per workload claimed (a pod claims one)."""
+
+    LIMIT = 8
+
+    def __init__(self, pod: PodRef, labels: IdentityLabels) -> None:
+        self.pod = pod
+        self.labels = labels
+        self._built: dict[str, usage_pb2.Identity] = {}
+
+    def __call__(self, claimed: usage_pb2.Identity) -> usage_pb2.Identity:
+        identity = self._built.get(claimed.workload)
+        if identity is None:
+            identity = build_identity(self.pod, claimed, self.labels)
+            if len(self._built) < self.LIMIT:
+                self._built[claimed.workload] = identity
+        return identity
+
+
 async def _store(
-    reporting: UsageReporting, pod: PodRef, report: control_plane_pb2.UsageReport
+    reporting: UsageReporting, stamps: _Stamps, report: control_plane_pb2.UsageReport
 ) -> control_plane_pb2.UsageAck:
     records = report.records
     if not reporting.trust_records:
         for record in records:
-            record.identity.CopyFrom(
-                build_identity(pod, record.identity, reporting.identity_labels)
-            )
+            record.identity.CopyFrom(stamps(record.identity))
     if records:
         await asyncio.to_thread(reporting.ingest.ingest, records)
     return control_plane_pb2.UsageAck(ids=[record.id for record in records])
