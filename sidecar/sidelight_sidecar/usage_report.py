@@ -82,7 +82,6 @@ class GrpcUsageSink:
         self.window = window
         self.connected = False
         self.last_error = ""
-        self.sent = 0  # reports with records written, resends included
         self._rng = rng or random.Random()
         self._appended = asyncio.Event()  # the spool has records the stream may not have sent
         self._acked = asyncio.Event()  # an acknowledgement came
@@ -195,7 +194,6 @@ class GrpcUsageSink:
                 await self._appended.wait()
             await call.write(batch.data)
             inflight.append(_Sent(batch.count, batch.end))
-            self.sent += 1
             position = batch.end
 
     async def _receive(
