@@ -94,9 +94,6 @@ def template_record() -> usage_pb2.UsageRecord:
     return record
 
 
-# ---- the processes this script runs as (`operator`, `sidecar`) ----------------------------
-
-
 async def run_operator(args: argparse.Namespace) -> None:
     """ReportUsage over a file-backed store on loopback, until SIGTERM."""
     from sidelight_operator.controlplane import Hub, LoopbackAuthenticator, UsageReporting, serve
@@ -137,9 +134,6 @@ async def wait_for_sigterm() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-
-
-# ---- 1. ingest -----------------------------------------------------------------------------
 
 
 async def pump(target: str, batch: int, streams: int, window: int, reports: int) -> int:
@@ -218,9 +212,6 @@ def count_records(store: Path) -> int:
     with sqlite3.connect(store) as conn:
         (count,) = conn.execute("SELECT COUNT(*) FROM records").fetchone()
         return int(count)
-
-
-# ---- 2. the sidecar's side -----------------------------------------------------------------
 
 
 @dataclass
@@ -302,9 +293,6 @@ def sidecar_cost(fleet: Fleet, workdir: Path, args: argparse.Namespace) -> dict[
         "requests_reporting": pair.on.sent,
         "records_stored": count_records(pair.store),
     }
-
-
-# ---- the driver ----------------------------------------------------------------------------
 
 
 def print_report(figures: dict[str, Any]) -> None:
