@@ -163,8 +163,9 @@ class GrpcUsageSink:
             try:
                 inflight: collections.deque[_Sent] = collections.deque()
                 slots = asyncio.Semaphore(self.window)
-                await call.write(control_plane_pb2.UsageReport(node=self.node).SerializeToString())
+                # In flight before the write: its ack may be read before the write returns.
                 inflight.append(_Sent(0, None))
+                await call.write(control_plane_pb2.UsageReport(node=self.node).SerializeToString())
                 tasks = {
                     asyncio.create_task(self._send(call, inflight, slots)),
                     asyncio.create_task(self._receive(call, inflight, slots)),
@@ -192,8 +193,8 @@ class GrpcUsageSink:
                 if batch.count:
                     break
                 await self._appended.wait()
-            await call.write(batch.data)
             inflight.append(_Sent(batch.count, batch.end))
+            await call.write(batch.data)
             position = batch.end
 
     async def _receive(
