@@ -21,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import grpc
 from grpc import aio
@@ -51,6 +52,12 @@ SERVER_OPTIONS = (
 )
 
 Requests = AsyncIterator[control_plane_pb2.SnapshotRequest]
+_Opening = TypeVar(
+    "_Opening",
+    control_plane_pb2.SnapshotRequest,
+    control_plane_pb2.UsageReport,
+    control_plane_pb2.LeaseRequest,
+)
 
 
 class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
@@ -72,13 +79,10 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
         self, request_iterator: Requests, context: aio.ServicerContext[object, object]
     ) -> AsyncIterator[control_plane_pb2.SnapshotResponse]:
         """Authenticate, then write the pod's snapshots and record its answers."""
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
-        except StopAsyncIteration:
+        opened = await self._open(request_iterator, context)
+        if opened is None:
             return
-        except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
-        pod = await self._authenticate(first.node, context)
+        first, pod = opened
         try:
             session = self.hub.connect(pod, first)
         except SnapshotUnavailable as exc:
@@ -101,13 +105,10 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
         """Authenticate, then store each report's records as the pod's and acknowledge them."""
         if self.usage is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this operator stores no usage")
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
-        except StopAsyncIteration:
+        opened = await self._open(request_iterator, context)
+        if opened is None:
             return
-        except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
-        pod = await self._authenticate(first.node, context)
+        first, pod = opened
         acks = serve_reports(self.usage, pod, first, request_iterator)
         try:
             async for ack in acks:
@@ -128,13 +129,10 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
         """Authenticate, then answer the pod's quota lease asks from the ledger."""
         if self.leases is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this operator lends no quota")
-        try:
-            first = await asyncio.wait_for(anext(request_iterator), FIRST_MESSAGE_TIMEOUT_S)
-        except StopAsyncIteration:
+        opened = await self._open(request_iterator, context)
+        if opened is None:
             return
-        except TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
-        pod = await self._authenticate(first.node, context)
+        first, pod = opened
         responses = serve_leases(self.leases, pod, first, request_iterator)
         try:
             async for response in responses:
@@ -143,6 +141,18 @@ class ControlPlaneService(control_plane_pb2_grpc.ControlPlaneServicer):
             log.debug("lease stream of %s ended: %s", pod.name, exc.code())
         finally:
             await responses.aclose()
+
+    async def _open(
+        self, requests: AsyncIterator[_Opening], context: aio.ServicerContext[object, object]
+    ) -> tuple[_Opening, PodRef] | None:
+        """A stream's first message and the pod it authenticates; None if it ended first."""
+        try:
+            first = await asyncio.wait_for(anext(requests), FIRST_MESSAGE_TIMEOUT_S)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no first message")
+        return first, await self._authenticate(first.node, context)
 
     async def _authenticate(
         self, node: control_plane_pb2.Node, context: aio.ServicerContext[object, object]
