@@ -34,7 +34,7 @@ from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.guard import RequestGuard
 from sidelight_sidecar.guardrails import Evaluation, StreamRestorer
 from sidelight_sidecar.sse import SSEEvent, SSEParser, encode_sse
-from sidelight_sidecar.streams import DONE, MalformedStream, Transcoder
+from sidelight_sidecar.streams import DONE, MalformedStream, Transcoder, TranscoderWrapper
 
 HOLDBACK = 160  # covers provider keys, IBANs, cards, e-mail addresses
 STEP = 64  # each evaluation releases at least this much: ~3.5x scans per character
@@ -94,29 +94,19 @@ def _safe_cut(cut: int, spans: tuple[tuple[int, int], ...]) -> int:
     return cut
 
 
-class GuardedTranscoder:
+class GuardedTranscoder(TranscoderWrapper):
     """A transcoder whose caller events pass through the request's output guardrails."""
 
     def __init__(
         self, inner: Transcoder, guard: RequestGuard, api: ApiFormat, *, responses: bool = False
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._guard = guard
         self._api = api
         self._responses = responses
         self._parser = SSEParser()
         self._filters: dict[object, TextFilter] = {}
         self._emitted: dict[tuple[int, int], str] = {}  # Responses API: text sent, per part
-
-    @property
-    def usage(self) -> tuple[int, int]:
-        """Tokens seen so far, from the wrapped transcoder."""
-        return self._inner.usage
-
-    @property
-    def finished(self) -> bool:
-        """The terminal event arrived."""
-        return self._inner.finished
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Caller bytes for one upstream event, filtered; raises OutputBlocked."""

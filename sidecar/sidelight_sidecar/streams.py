@@ -42,6 +42,23 @@ class Transcoder(Protocol):
         ...
 
 
+class TranscoderWrapper:
+    """A transcoder around another one, whose usage and end it reports."""
+
+    def __init__(self, inner: Transcoder) -> None:
+        self._inner = inner
+
+    @property
+    def usage(self) -> tuple[int, int]:
+        """Tokens seen so far, from the wrapped transcoder."""
+        return self._inner.usage
+
+    @property
+    def finished(self) -> bool:
+        """The terminal event arrived."""
+        return self._inner.finished
+
+
 class OpenAIPassthrough:
     """OpenAI stream to an OpenAI caller; drops the usage chunk it did not ask for."""
 

@@ -17,7 +17,7 @@ import orjson
 
 from sidelight_sidecar.errors import ApiFormat
 from sidelight_sidecar.sse import SSEEvent
-from sidelight_sidecar.streams import Transcoder
+from sidelight_sidecar.streams import Transcoder, TranscoderWrapper
 
 
 class OutputLimitReached(Exception):
@@ -28,27 +28,17 @@ class OutputLimitReached(Exception):
         self.limit = limit
 
 
-class QuotaMeter:
+class QuotaMeter(TranscoderWrapper):
     """A transcoder that counts output events and stops past `limit` of them."""
 
     def __init__(
         self, inner: Transcoder, limit: int, upstream: ApiFormat, *, responses: bool = False
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.limit = limit
         self.counted = 0
         self._upstream = upstream
         self._responses = responses
-
-    @property
-    def usage(self) -> tuple[int, int]:
-        """Tokens the provider reported, from the wrapped transcoder."""
-        return self._inner.usage
-
-    @property
-    def finished(self) -> bool:
-        """The terminal event arrived."""
-        return self._inner.finished
 
     def feed(self, event: SSEEvent) -> list[bytes]:
         """Count the event's output, then pass it on; raises OutputLimitReached."""
