@@ -113,8 +113,7 @@ class Evaluation:
         return any(v.verdict is Verdict.REDACTED for v in self.verdicts)
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
+class _Hit(NamedTuple):
     findings: tuple[list[Finding], ...] = ()  # per text, without overlaps
     detail: str = ""
 
@@ -128,16 +127,21 @@ def _detect(detectors: tuple[Detector, ...]) -> _Check:
         (find,) = finders
 
         def check_one(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
-            found = tuple([resolve_overlaps(find(t)) for t in texts])
-            return _Hit(found) if any(found) else None
+            found = [find(t) for t in texts]
+            return _resolved(found) if any(found) else None
 
         return check_one
 
     def check(texts: Sequence[str], model: str, input_tokens: int) -> _Hit | None:
-        found = tuple([resolve_overlaps([f for find in finders for f in find(t)]) for t in texts])
-        return _Hit(found) if any(found) else None
+        found = [[f for find in finders for f in find(t)] for t in texts]
+        return _resolved(found) if any(found) else None
 
     return check
+
+
+def _resolved(found: list[list[Finding]]) -> _Hit | None:
+    resolved = tuple([resolve_overlaps(f) for f in found])
+    return _Hit(resolved) if any(resolved) else None
 
 
 def _token_limit(limit: int) -> _Check:
@@ -231,16 +235,27 @@ def _evaluate(
     found_at: list[list[tuple[int, int]]] | None = None
     restorable: set[Finding] = set()
     blocked_by: RuleVerdict | None = None
+    t0 = started
     for rule in rules:
-        t0 = perf_counter_ns()
         hit = rule.check(texts, model, input_tokens)
         if hit is None:
-            latency = (perf_counter_ns() - t0) / 1000
+            t1 = perf_counter_ns()
             verdicts.append(
-                RuleVerdict(
-                    rule.guardrail, rule.name, rule.action, _PASS, rule.audit, {}, None, latency
+                _new_verdict(
+                    (
+                        rule.guardrail,
+                        rule.name,
+                        rule.action,
+                        _PASS,
+                        rule.audit,
+                        {},
+                        None,
+                        (t1 - t0) / 1000,
+                        "",
+                    )
                 )
             )
+            t0 = t1
             continue
         verdict = _verdict(rule)
         findings = hit.findings
@@ -256,17 +271,22 @@ def _evaluate(
                     pending.extend(found)
                     if rule.restore and restoring:
                         restorable.update(found)
-        result = RuleVerdict(
-            rule.guardrail,
-            rule.name,
-            rule.action,
-            verdict,
-            rule.audit,
-            _counts(findings),
-            _score(findings),
-            (perf_counter_ns() - t0) / 1000,
-            hit.detail,
+        entities, score = _counts(findings), _score(findings)
+        t1 = perf_counter_ns()
+        result = _new_verdict(
+            (
+                rule.guardrail,
+                rule.name,
+                rule.action,
+                verdict,
+                rule.audit,
+                entities,
+                score,
+                (t1 - t0) / 1000,
+                hit.detail,
+            )
         )
+        t0 = t1
         verdicts.append(result)
         if verdict is _BLOCKED:
             blocked_by = result
@@ -290,6 +310,11 @@ def _evaluate(
 
 
 _PASS, _BLOCKED, _REDACTED = Verdict.PASS, Verdict.BLOCKED, Verdict.REDACTED
+
+
+def _new_verdict(fields: tuple[object, ...]) -> RuleVerdict:
+    """A `RuleVerdict` from all its fields, without the Python-level `__new__` (it is per rule)."""
+    return tuple.__new__(RuleVerdict, fields)
 
 
 def _verdict(rule: Rule) -> Verdict:

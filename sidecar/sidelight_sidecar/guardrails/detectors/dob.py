@@ -13,15 +13,21 @@ from __future__ import annotations
 import re
 
 from sidelight_sidecar.guardrails.detectors import checks
+from sidelight_sidecar.guardrails.detectors.shape import matches_from
 
 _NUMERIC_DATE = re.compile(
     rb"0(?<![0aA_.\-/]0)(?:000([\-./])00?\1|0?([\-./])00?\2(?:00)?)00(?![0aA_]|[\-./]0)"
 )
-# A year of the 1900s or 2000s on the text itself: the literal "19" or "20" is
-# what `re` scans for, so the many other four-digit groups (account and card
-# numbers) are never candidates. Boundaries are ASCII, as on the shape.
+# A year of the 1900s or 2000s on the text itself, found from the literal "19"
+# or "20" (`matches_from`), so the many other four-digit groups (account and
+# card numbers) are never candidates. Boundaries are ASCII, as on the shape.
 _YEARS = tuple(
-    re.compile(rf"{c}(?<![0-9A-Za-z_]{c})(?<![0-9][\-./]{c})[0-9]{{2}}(?![0-9A-Za-z_]|[\-./][0-9])")
+    (
+        c,
+        re.compile(
+            rf"{c}(?<![0-9A-Za-z_]{c})(?<![0-9][\-./]{c})[0-9]{{2}}(?![0-9A-Za-z_]|[\-./][0-9])"
+        ),
+    )
     for c in ("19", "20")
 )
 _NUMBERS = re.compile(r"\d+")
@@ -62,7 +68,7 @@ def find_birth_dates(text: str, shape: bytes) -> list[tuple[int, int]]:
         start, end = m.span()
         if _numeric_ok(text[start:end]) and _introduced(text, start):
             found.append((start, end))
-    for start, end in [m.span() for year in _YEARS for m in year.finditer(text)]:
+    for start, end in [m.span() for c, year in _YEARS for m in matches_from(c, year, text)]:
         if not _keywords(text, start):
             continue
         cjk = _CJK_DATE.match(text, start)

@@ -16,13 +16,14 @@ import re
 from itertools import accumulate
 
 from sidelight_sidecar.guardrails.detectors import checks
+from sidelight_sidecar.guardrails.detectors.shape import matches_from
 
 # One regex per first byte, each with a literal first byte that `re` finds
 # with a fast scan; a character class there costs 3x as much (9 vs 3 µs per KB
-# on bench/guardrails_bench.py). After it: six more digits ahead, then up to
-# the last digit of the run (possessive, as a run of separators never gives
-# back a character that could be a digit; backtracking state costs time).
-_REST = rb"(?=(?:[ ().\-]*+0){6})(?:[ ().\-]*+0)++\)?"
+# on bench/guardrails_bench.py). After it: six more digits ahead (a run of
+# separators never gives back a character that could be a digit, so it is
+# possessive: no backtracking state), then up to the last digit of the run.
+_REST = rb"(?=(?:[ ().\-]*+0){6})[0 ().\-]*0\)?"
 _DIGIT_LED = re.compile(rb"0(?<![0aA_.+\-/(]0)(?<!:0)" + _REST)
 _PLUS_LED = re.compile(rb"\+(?<![0aA_.+\-/(]\+)" + _REST)
 _PAREN_LED = re.compile(rb"\((?<![0aA_.+\-/(]\()\+?" + _REST)
@@ -45,10 +46,8 @@ def find_phones(text: str, shape: bytes) -> list[tuple[int, int]]:
     """Spans of phone numbers in `text`."""
     spans = [m.span() for m in _DIGIT_LED.finditer(shape)]
     digit_led = len(spans)
-    if b"+" in shape:
-        spans += [m.span() for m in _PLUS_LED.finditer(shape)]
-    if b"(" in shape:
-        spans += [m.span() for m in _PAREN_LED.finditer(shape)]
+    spans += [m.span() for m in matches_from(b"+", _PLUS_LED, shape)]
+    spans += [m.span() for m in matches_from(b"(", _PAREN_LED, shape)]
     if len(spans) > digit_led:
         spans.sort()  # each regex has its own first byte: no two spans share a start
     found: list[tuple[int, int]] = []

@@ -18,7 +18,7 @@ from sidelight_sidecar.guardrails.detectors import checks
 from sidelight_sidecar.guardrails.detectors.base import Finding
 from sidelight_sidecar.guardrails.detectors.dob import find_birth_dates
 from sidelight_sidecar.guardrails.detectors.phone import find_phones
-from sidelight_sidecar.guardrails.detectors.shape import shape_of
+from sidelight_sidecar.guardrails.detectors.shape import matches_from, shape_of
 
 Span = tuple[int, int]
 Scanner = Callable[[str, bytes], list[Span]]
@@ -127,13 +127,13 @@ def _ssns(text: str, shape: bytes) -> list[Span]:
 
 # ----------------------------------------------------------------- IBAN
 
-# The literal "AA00" first: `re` scans for it, not for every capital letter.
+# The literal "AA00" first, for `matches_from`; the boundary after it.
 _IBAN = re.compile(rb"AA00(?<![0aA_]AA00)(?: ?[0A]){11,32}")
 
 
 def _ibans(text: str, shape: bytes) -> list[Span]:
     found: list[Span] = []
-    for m in _IBAN.finditer(shape):
+    for m in matches_from(b"AA00", _IBAN, shape):
         start, stop = m.span()
         length = checks.IBAN_LENGTHS.get(text[start : start + 2])
         if length is None:
@@ -179,7 +179,7 @@ def _ips(text: str, shape: bytes) -> list[Span]:
         ):
             found.append((start, end))
     seen_until = 0
-    for hint in _IPV6_HINT.finditer(shape):
+    for hint in matches_from(b":", _IPV6_HINT, shape):
         # An address is at most 45 characters, so this window holds any that
         # contains the hint; a match cut by the window's end is left to the next.
         lo, hi = max(seen_until, hint.start() - 40), min(len(text), hint.end() + 45)
