@@ -103,7 +103,13 @@ def iban_ok(compact: str) -> bool:
     """ISO 13616: a known country, its length, and the ISO 7064 mod-97 check."""
     if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
         return False
-    return int((compact[4:] + compact[:4]).translate(_LETTER_VALUES)) % 97 == 1
+    # The country code and the check digits go to the end, letters become 10-35.
+    # `translate` with a dict costs a failed look-up per character that stays:
+    # most account numbers are all digits, so only the country code is translated.
+    bban = compact[4:]
+    if not (bban.isascii() and bban.isdigit()):
+        bban = bban.translate(_LETTER_VALUES)
+    return int(bban + compact[:2].translate(_LETTER_VALUES) + compact[2:4]) % 97 == 1
 
 
 def ssn_ok(area: str, group: str, serial: str) -> bool:

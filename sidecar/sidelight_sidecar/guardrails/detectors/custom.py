@@ -21,6 +21,7 @@ DENY_LIST_ENTITY = "DENY_LIST"
 
 _WORD = re.compile(r"[^\W_]+")
 _NOT_ALNUM = bytes(c for c in range(128) if not chr(c).isalnum())
+_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 _IN_WORD = r"[\W_]{0,3}"
 _BETWEEN_WORDS = r"[\W_]{0,10}"
 _FEW_PHRASES = 12  # up to this many, `in` per phrase beats one alternation over the skeleton
@@ -78,15 +79,21 @@ class DenyListDetector:
 
     def find(self, text: str) -> list[Finding]:
         """Spans of the original text where a phrase appears."""
-        folded = fold(text)
-        # As `str`: `in` on `bytes` parses its argument like `find` does, and costs twice as much.
-        skeleton = folded.text.encode("ascii", "ignore").translate(None, _NOT_ALNUM).decode()
+        # The fold of ASCII text is its lower case: one `translate` then. The
+        # skeleton is a `str`: `in` on `bytes` parses its argument as `find`
+        # does, and costs twice as much.
+        if text.isascii():
+            letters = text.encode().translate(_LOWER, _NOT_ALNUM)
+        else:
+            letters = fold(text).text.encode("ascii", "ignore").translate(None, _NOT_ALNUM)
+        skeleton = letters.decode()
         if self._few:
             hit = any(map(skeleton.__contains__, self._skeletons))
         else:
             hit = self._gate is not None and self._gate.search(skeleton) is not None
         if not hit and not self._ungated:
             return []
+        folded = fold(text)
         findings: list[Finding] = []
         for phrase in self._phrases:
             if phrase.skeleton is None or (hit and phrase.skeleton in skeleton):

@@ -35,6 +35,9 @@ INJECTION_ENTITY = "PROMPT_INJECTION"
 DEFAULT_THRESHOLD = 0.5
 
 _SPLIT_TABLE = bytes(c if chr(c).isalnum() else ord(" ") for c in range(256))
+# The same after lower-casing: for ASCII text, whose fold is its lower case, one
+# `translate` gives the words without folding first.
+_LOWER_SPLIT_TABLE = bytes(_SPLIT_TABLE[ord(chr(c).lower())] for c in range(128)) + bytes(128)
 _AHEAD = 200  # characters after a trigger: longer than any heuristic's match
 _ALL_TRIGGERS = frozenset().union(*(h.triggers for h in HEURISTICS))
 
@@ -50,11 +53,14 @@ class InjectionDetector:
 
     def find(self, text: str) -> list[Finding]:
         """The heuristic matches in `text`, each with the text's score; none below the threshold."""
-        folded = fold(text)
-        words = folded.text.encode("ascii", "ignore").translate(_SPLIT_TABLE).split()
+        if text.isascii():
+            words = text.encode().translate(_LOWER_SPLIT_TABLE).split()
+        else:
+            words = fold(text).text.encode("ascii", "ignore").translate(_SPLIT_TABLE).split()
         present = _ALL_TRIGGERS.intersection(words)
         if not present:
             return []
+        folded = fold(text)
         matches: dict[str, list[tuple[int, int]]] = {}
         for heuristic in HEURISTICS:
             spans = _search(heuristic, heuristic.triggers & present, folded.text)

@@ -66,13 +66,18 @@ def _phones_in_run(
     text: str, shape: bytes, start: int, end: int, found: list[tuple[int, int]]
 ) -> None:
     """Add the longest runs of whole chunks (split at spaces) that are phone numbers."""
-    parts = shape[start:end].split(b" ")
-    if len(parts) == 1:
-        if _worth_checking(text[start], parts[0].count(b"0"), True) and _is_phone(
+    run = shape[start:end]
+    parts = run.split(b" ")
+    # With few chunks the whole run is the first piece tried, and the usual phone.
+    whole = len(parts) <= _MAX_CHUNKS
+    if whole:
+        if _worth_checking(text[start], run.count(b"0"), True) and _is_phone(
             text, start, end, starts_run=True
         ):
             found.append((start, end))
-        return
+            return
+        if len(parts) == 1:
+            return
     chunks: list[tuple[int, int]] = []
     counts: list[int] = []
     pos = start
@@ -85,7 +90,10 @@ def _phones_in_run(
     i = 0
     while i < len(chunks):
         a = chunks[i][0]
-        for j in range(min(len(chunks), i + _MAX_CHUNKS), i, -1):
+        top = min(len(chunks), i + _MAX_CHUNKS)
+        if whole and i == 0:
+            top -= 1  # the whole run, tried above
+        for j in range(top, i, -1):
             b = chunks[j - 1][1]
             if _worth_checking(text[a], before[j] - before[i], i == 0) and _is_phone(
                 text, a, b, starts_run=i == 0

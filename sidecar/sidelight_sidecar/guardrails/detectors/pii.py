@@ -172,7 +172,8 @@ _NUMBERED = re.compile(
 
 def _ips(text: str, shape: bytes) -> list[Span]:
     found: list[Span] = []
-    for m in _IPV4.finditer(shape):
+    # An IPv4 address has a digit, a dot and a digit; much prose has none.
+    for m in _IPV4.finditer(shape) if b"0.0" in shape else ():
         start, end = m.span()
         if _IPV4_OCTETS.fullmatch(text, start, end) and not _NUMBERED.search(
             text, max(0, start - 12), start
