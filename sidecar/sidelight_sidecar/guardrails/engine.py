@@ -263,7 +263,7 @@ def _evaluate(
             if found_at is None:
                 found_at = [[] for _ in texts]
             for at, found in zip(found_at, findings, strict=False):
-                at.extend([(f.start, f.end) for f in found])
+                at.extend([f[:2] for f in found])  # (start, end)
             if verdict is _REDACTED:
                 if to_redact is None:
                     to_redact = [[] for _ in texts]
@@ -295,7 +295,7 @@ def _evaluate(
     if blocked_by is None and to_redact is not None and any(to_redact):
         out = tuple(
             [
-                redact(text, found, mapping, restorable=restorable)
+                redact(text, found, mapping, restorable=restorable or False)
                 for text, found in zip(texts, to_redact, strict=True)
             ]
         )

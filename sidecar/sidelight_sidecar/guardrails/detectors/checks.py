@@ -92,11 +92,9 @@ def card_lengths(digits: str) -> frozenset[int]:
 
 def card_groups_ok(groups: list[int]) -> bool:
     """Grouping as printed on cards: 4-4-4-4(-3), Amex 4-6-5, Diners 4-6-4, or none."""
-    if len(groups) == 1:
+    if len(groups) == 1 or groups in ([4, 6, 5], [4, 6, 4]):
         return True
-    if groups in ([4, 6, 5], [4, 6, 4]):
-        return True
-    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4
+    return groups[:-1].count(4) == len(groups) - 1 and 1 <= groups[-1] <= 4
 
 
 def iban_ok(compact: str) -> bool:

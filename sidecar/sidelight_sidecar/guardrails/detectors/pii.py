@@ -62,7 +62,6 @@ def _emails(text: str, shape: bytes) -> list[Span]:
 # A run of digits with single spaces or dashes, 13 or more digits long. Nothing
 # follows the repeat, so it can be possessive (no backtracking state: faster).
 _CARD_RUN = re.compile(rb"0(?<![0aA_]0)(?:0|[ \-]0){12,}+")
-_CARD_SEPARATOR = re.compile(r"[ \-]")
 
 
 def _cards(text: str, shape: bytes) -> list[Span]:
@@ -71,18 +70,26 @@ def _cards(text: str, shape: bytes) -> list[Span]:
         start, end = run.span()
         if end < len(shape) and shape[end] in b"aA_":
             continue
-        groups = _CARD_SEPARATOR.split(text[start:end])
-        count = len(groups)
+        digits = text[start:end]
+        groups = digits.replace("-", " ").split(" ")
+        if len(groups) == 1:  # no separator: the run is a card or nothing is
+            if (
+                digits[0] in "23456"
+                and len(digits) in _issuer_lengths(digits[:4])
+                and checks.luhn_ok(digits)
+            ):
+                found.append((start, end))
+            continue
+        sizes = [len(g) for g in groups]
         # Digits before each group; group k starts at start + before[k] + k.
-        before = list(accumulate(map(len, groups), initial=0))
+        before = list(accumulate(sizes, initial=0))
         i = 0
-        while i < count:
+        while i < len(groups):
             # Cards start with 2-6; the longest group-aligned piece that is a card wins.
-            first = groups[i]
-            lengths = _issuer_lengths(first[:4]) if first[0] in "23456" else None
-            if lengths:
-                for j in range(count, i, -1):
-                    if before[j] - before[i] in lengths and _card_ok(groups[i:j]):
+            if groups[i][0] in "23456":
+                lengths = _issuer_lengths(groups[i][:4])
+                for j in range(len(groups), i, -1):
+                    if before[j] - before[i] in lengths and _card_ok(groups[i:j], sizes[i:j]):
                         found.append((start + before[i] + i, start + before[j] + j - 1))
                         i = j
                         break
@@ -97,8 +104,8 @@ def _cards(text: str, shape: bytes) -> list[Span]:
 _issuer_lengths = cache(checks.card_lengths)
 
 
-def _card_ok(groups: list[str]) -> bool:
-    return checks.card_groups_ok([len(g) for g in groups]) and checks.luhn_ok("".join(groups))
+def _card_ok(groups: list[str], sizes: list[int]) -> bool:
+    return checks.card_groups_ok(sizes) and checks.luhn_ok("".join(groups))
 
 
 # ------------------------------------------------------------------ SSN
