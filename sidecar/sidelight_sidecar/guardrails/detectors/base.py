@@ -93,21 +93,16 @@ def resolve_overlaps(findings: Iterable[Finding]) -> list[Finding]:
         return list(given)
     # The common case, findings that do not touch each other, needs no ranking.
     by_start = sorted(given)
-    prev_start = prev_end = -1
+    prev_end = by_start[0].start
     for finding in by_start:
-        start, end = finding[0], finding[1]
-        if start <= prev_start or start < prev_end or end < start:
+        if finding.start < prev_end or finding.end <= finding.start:
             return _longest_first(given)
-        prev_start, prev_end = start, end
+        prev_end = finding.end
     return by_start
 
 
-def _rank(finding: Finding) -> tuple[int, int]:
-    return finding.start - finding.end, finding.start
-
-
 def _longest_first(findings: list[Finding]) -> list[Finding]:
-    ranked = sorted(findings, key=_rank)
+    ranked = sorted(findings, key=lambda f: (f.start - f.end, f.start))
     starts: list[int] = []
     kept: list[Finding] = []
     for finding in ranked:
